@@ -1,0 +1,100 @@
+"""Commands that run Cairnloop: the schema, the worker, the audit check, the demo."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from cairnloop_core.cli.common import CONTEXT_SETTINGS, EXIT_REFUSED, State, echo_json
+
+__all__ = ["audit", "db", "demo", "worker"]
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+def db() -> None:
+    """Manage Cairnloop's tables in the database."""
+
+
+@db.command(context_settings=CONTEXT_SETTINGS)
+@click.pass_obj
+def upgrade(state: State) -> None:
+    """Create or upgrade the schema."""
+    from cairnloop_core.database import current_revision
+
+    app = state.app(require_schema=False)
+    app.upgrade()
+    click.echo(f"Database schema is at revision {current_revision(app.engine)}.")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--once", is_flag=True, help="Drain what is due, then exit.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Proposals run at the same time by this process.",
+)
+@click.pass_obj
+def worker(state: State, once: bool, concurrency: int) -> None:
+    """Run the executor: claim approved proposals, re-check and run them."""
+    app = state.app()
+    runner = app.worker(concurrency=concurrency)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        runner.request_stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    handled = runner.run(once=once)
+    if once:
+        click.echo(f"Handled {handled} proposal(s).")
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+def audit() -> None:
+    """Check the audit trail."""
+
+
+@audit.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def verify(state: State, as_json: bool) -> None:
+    """Recompute every event hash chain and report tampering."""
+    checked, problems = state.app().verify_audit()
+    if as_json:
+        echo_json(
+            {
+                "events_checked": checked,
+                "ok": not problems,
+                "problems": [
+                    {"proposal_id": p.proposal_id, "seq": p.seq, "problem": p.problem}
+                    for p in problems
+                ],
+            }
+        )
+    elif problems:
+        for problem in problems:
+            click.echo(f"TAMPERED: {problem}")
+        click.echo(f"{len(problems)} problem(s) in {checked} event(s).")
+    else:
+        click.echo(f"Audit trail intact: {checked} event(s) verified.")
+    if problems:
+        sys.exit(EXIT_REFUSED)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--database-file",
+    default="cairnloop-demo.db",
+    show_default=True,
+    help="SQLite file for the demo; it is created afresh.",
+)
+def demo(database_file: str) -> None:
+    """Run a complete governed scenario on a fresh SQLite file."""
+    from cairnloop_core.demo import run_demo
+
+    run_demo(database_file, click.echo)

@@ -1,0 +1,583 @@
+"""Proposing tool calls and deciding on them: the validation gates, idempotency,
+decisions as compare-and-set, and expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.exc import IntegrityError
+
+from cairnloop_core.actors import SYSTEM, Actor, ActorKind, Deny
+from cairnloop_core.errors import DecisionRefused, IdempotencyConflict, InvalidArgument
+from cairnloop_core.inputs import (
+    canonical_json,
+    field_errors,
+    hash_input,
+    preview_fallback,
+    stored_input,
+)
+from cairnloop_core.proposals import (
+    Outcome,
+    Proposal,
+    ProposalStatus,
+    ProposeResult,
+)
+from cairnloop_core.registry import LoadedTool, Registry
+from cairnloop_core.schema import proposals, utcnow
+from cairnloop_core.settings import Settings
+from cairnloop_core.spec import ApprovalMode
+from cairnloop_core.store import EventDraft, insert_proposal, load_proposal, transition
+from cairnloop_core.telemetry import record
+
+__all__ = ["NOTIFY_CHANNEL", "Governance"]
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "cairnloop_work"
+MAX_KEY_LENGTH = 200
+S = ProposalStatus
+
+
+def _check_text(field: str, value: Any, limit: int, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidArgument(field, "must be non-blank text")
+    if len(value) > limit:
+        raise InvalidArgument(field, f"must be at most {limit} characters")
+    return value.strip()
+
+
+def _check_json(field: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(field, "must be a JSON object")
+    try:
+        canonical_json(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(field, "must hold only JSON values") from None
+    return dict(value)
+
+
+def _check_scopes(scopes: Iterable[str] | None) -> list[str]:
+    if scopes is None:
+        return []
+    if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
+        raise InvalidArgument("scopes", "must be a list of scope strings")
+    return sorted(set(scopes))
+
+
+def _as_actor(value: Actor | str, field: str = "actor") -> Actor:
+    if isinstance(value, Actor):
+        return value
+    if isinstance(value, str):
+        return Actor(value)
+    raise InvalidArgument(field, "must be an Actor or an actor id")
+
+
+class Governance:
+    """The governed lifecycle up to execution, on one database."""
+
+    def __init__(self, engine: Engine, registry: Registry, settings: Settings) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.settings = settings
+        self._wake_callbacks: list[Any] = []
+
+    # -- proposing -------------------------------------------------------------
+
+    def propose(
+        self,
+        tool: str,
+        *,
+        actor: Actor | str,
+        input: Mapping[str, Any] | None,
+        scopes: Iterable[str] | None = None,
+        context: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        ttl: dt.timedelta | None = None,
+    ) -> ProposeResult:
+        """Validate a tool call and persist it as a proposal.
+
+        Gates run in order: unknown tool (nothing persisted), invalid input,
+        missing scopes, authorization, always-blocked. Raises
+        ``InvalidArgument`` for malformed arguments and ``IdempotencyConflict``
+        when ``idempotency_key`` was used for a different call.
+        """
+        if not isinstance(tool, str) or not tool:
+            raise InvalidArgument("tool", "must be a tool name")
+        actor = _as_actor(actor)
+        raw_input = _check_json("input", input)
+        granted = _check_scopes(scopes)
+        context_data = _check_json("context", context)
+        key = _check_text(
+            "idempotency_key", idempotency_key, MAX_KEY_LENGTH, required=False
+        )
+        if ttl is not None and (
+            not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0)
+        ):
+            raise InvalidArgument("ttl", "must be a positive duration")
+
+        loaded = self.registry.get_tool(tool)
+        if loaded is None:
+            record("proposal_unsupported", tool=tool)
+            return ProposeResult(
+                Outcome.UNSUPPORTED,
+                None,
+                reason=f"Tool {tool!r} is not installed; "
+                "run 'cairnloop tools' to see the tools you can use.",
+            )
+
+        verdict = self._evaluate(loaded, actor, raw_input, granted, context_data)
+        return self._persist(
+            loaded, actor, granted, context_data, key, ttl or self.settings.ttl, verdict
+        )
+
+    def _evaluate(
+        self,
+        loaded: LoadedTool,
+        actor: Actor,
+        raw_input: dict[str, Any],
+        granted: list[str],
+        context: dict[str, Any],
+    ) -> dict[str, Any]:
+        spec = loaded.spec
+        try:
+            model = spec.input_model.model_validate(raw_input)
+        except ValidationError as exc:
+            return {
+                "outcome": Outcome.NEEDS_INPUT,
+                "input": raw_input,
+                "errors": field_errors(exc),
+                "reason": "The input is not valid; see the errors for each field.",
+            }
+
+        data = stored_input(model)
+        verdict: dict[str, Any] = {"input": data, "model": model}
+        verdict["preview"] = self._preview(loaded, model)
+        try:
+            missing = sorted(self.registry.required_scopes(loaded) - set(granted))
+        except Exception as exc:
+            logger.warning(
+                "Scope hook for tool %r failed: %s",
+                spec.name,
+                exc,
+                extra={"event": "scope_hook_failed", "tool": spec.name},
+            )
+            return verdict | {
+                "outcome": Outcome.POLICY_DENIED,
+                "reason": "The scope check of a plugin failed; the call is denied.",
+            }
+        if missing:
+            return verdict | {
+                "outcome": Outcome.SCOPE_INVALID,
+                "reason": "Missing scopes: " + ", ".join(missing),
+                "missing_scopes": missing,
+            }
+        decision = self.registry.authorize(
+            loaded, actor, {**context, "scopes": granted}
+        )
+        if isinstance(decision, Deny):
+            return verdict | {
+                "outcome": Outcome.POLICY_DENIED,
+                "reason": decision.reason,
+            }
+        if spec.approval_mode is ApprovalMode.ALWAYS_BLOCK:
+            return verdict | {
+                "outcome": Outcome.BLOCKED,
+                "reason": f"Tool {spec.name!r} is {spec.risk_tier.value} and always "
+                "blocked; nobody can approve it.",
+            }
+        return verdict | {"outcome": Outcome.CREATED}
+
+    def _preview(self, loaded: LoadedTool, model: Any) -> str:
+        try:
+            text_ = self.registry.preview(loaded, model)
+        except Exception as exc:
+            logger.warning(
+                "Preview hook of tool %r failed: %s",
+                loaded.spec.name,
+                type(exc).__name__,
+                extra={"event": "preview_hook_failed", "tool": loaded.spec.name},
+            )
+            text_ = None
+        return text_ or preview_fallback(loaded.spec.title, model)
+
+    def _persist(
+        self,
+        loaded: LoadedTool,
+        actor: Actor,
+        granted: list[str],
+        context: dict[str, Any],
+        key: str | None,
+        ttl: dt.timedelta,
+        verdict: dict[str, Any],
+    ) -> ProposeResult:
+        spec = loaded.spec
+        outcome: Outcome = verdict["outcome"]
+        data = verdict["input"]
+        input_hash = hash_input(data)
+        request_hash = hash_input(
+            {"tool": spec.name, "actor": str(actor), "input": data}
+        )
+        live = outcome is Outcome.CREATED
+        dedupe_key = request_hash if live and key is None else None
+
+        # A duplicate of a caller key or of a live proposal answers with the
+        # existing row; the insert below is the tie-breaker under races.
+        existing = self._find_duplicate(key, dedupe_key, request_hash)
+        if existing is not None:
+            return existing
+
+        now = utcnow()
+        if live and spec.approval_mode is ApprovalMode.AUTO:
+            status, due_at = S.APPROVED, now
+        elif live:
+            status, due_at = S.PENDING, None
+        else:
+            status, due_at = S(outcome.value), None
+        drafts = [
+            EventDraft(
+                "proposed",
+                actor,
+                None,
+                S.PENDING if live else status,
+                reason=None if live else verdict.get("reason"),
+                data={"outcome": outcome.value, "preview": verdict.get("preview")},
+            )
+        ]
+        if status is S.APPROVED:
+            drafts.append(
+                EventDraft(
+                    "approved",
+                    SYSTEM,
+                    S.PENDING,
+                    S.APPROVED,
+                    reason=f"approval mode auto ({spec.risk_tier.value})",
+                )
+            )
+        values = {
+            "tool": spec.name,
+            "tool_version": spec.version,
+            "risk_tier": spec.risk_tier.value,
+            "approval_mode": spec.approval_mode.value,
+            "status": status.value,
+            "actor_id": actor.id,
+            "actor_kind": actor.kind.value,
+            "scopes": granted,
+            "context": context,
+            "input": data,
+            "input_hash": input_hash,
+            "request_hash": request_hash,
+            "idempotency_key": key,
+            "dedupe_key": dedupe_key,
+            "errors": verdict.get("errors"),
+            "reason": verdict.get("reason") if not live else None,
+            "preview": verdict.get("preview"),
+            "max_attempts": spec.max_attempts,
+            "due_at": due_at,
+            "expires_at": now + ttl,
+            "decided_by": SYSTEM.id if status is S.APPROVED else None,
+        }
+        try:
+            with self.engine.begin() as connection:
+                proposal_id = insert_proposal(connection, values, drafts)
+                if status is S.APPROVED:
+                    self._notify(connection)
+                row = load_proposal(connection, proposal_id)
+        except IntegrityError:
+            existing = self._find_duplicate(key, dedupe_key, request_hash)
+            if existing is None:
+                raise
+            return existing
+
+        proposal = Proposal.from_row(row)
+        record(
+            "proposal_created" if live else "proposal_refused",
+            tool=spec.name,
+            proposal_id=proposal.id,
+            outcome=outcome.value,
+        )
+        if status is S.APPROVED:
+            self.wake()
+        return ProposeResult(
+            outcome,
+            proposal,
+            errors=verdict.get("errors") or [],
+            reason=None if live else verdict.get("reason"),
+        )
+
+    def _find_duplicate(
+        self, key: str | None, dedupe_key: str | None, request_hash: str
+    ) -> ProposeResult | None:
+        if key is None and dedupe_key is None:
+            return None
+        with self.engine.connect() as connection:
+            if key is not None:
+                query = select(proposals).where(proposals.c.idempotency_key == key)
+            else:
+                query = select(proposals).where(proposals.c.dedupe_key == dedupe_key)
+            row = connection.execute(query).first()
+            connection.rollback()
+        if row is None:
+            return None
+        if row.request_hash != request_hash:
+            raise IdempotencyConflict(key or "", row.id)
+        proposal = Proposal.from_row(row)
+        record("proposal_duplicate", tool=proposal.tool, proposal_id=proposal.id)
+        return ProposeResult(
+            Outcome.DUPLICATE,
+            proposal,
+            errors=proposal.errors or [],
+            reason=proposal.reason,
+        )
+
+    # -- deciding --------------------------------------------------------------
+
+    def approve(
+        self, proposal_id: int, *, actor: Actor | str, note: str | None = None
+    ) -> Proposal:
+        """Approve a pending proposal; the executor will run it.
+
+        Raises ``DecisionRefused`` if it is no longer pending, has expired,
+        or ``actor`` proposed it (unless self-approval is allowed).
+        """
+        actor = self._decider(actor)
+        note = _check_text(
+            "note", note, self.settings.max_reason_length, required=False
+        )
+        proposal_id = _check_id(proposal_id)
+
+        def guard(row: Any) -> None:
+            if (
+                not self.settings.allow_self_approval
+                and row.actor_id == actor.id
+                and row.actor_kind == actor.kind.value
+            ):
+                raise DecisionRefused(
+                    proposal_id,
+                    f"{actor.id!r} proposed {proposal_id} and cannot approve it; "
+                    "another operator must decide.",
+                    row.status,
+                )
+            if row.expires_at <= utcnow():
+                raise DecisionRefused(
+                    proposal_id,
+                    f"Proposal {proposal_id} has passed its TTL and can no longer be "
+                    "approved; propose it again if it is still wanted.",
+                    row.status,
+                )
+
+        now = utcnow()
+        return self._decide(
+            proposal_id,
+            expected=(S.PENDING,),
+            draft=EventDraft("approved", actor, S.PENDING, S.APPROVED, reason=note),
+            values={"due_at": now, "decided_by": actor.id},
+            guard=guard,
+            notify=True,
+        )
+
+    def reject(self, proposal_id: int, *, actor: Actor | str, reason: str) -> Proposal:
+        """Reject a pending or deferred proposal, with a reason."""
+        actor = self._decider(actor)
+        reason = self._reason(reason)
+        proposal_id = _check_id(proposal_id)
+        return self._decide(
+            proposal_id,
+            expected=(S.PENDING, S.DEFERRED),
+            draft=EventDraft("rejected", actor, None, S.REJECTED, reason=reason),
+            values={"decided_by": actor.id, "reason": reason, "dedupe_key": None},
+        )
+
+    def defer(
+        self,
+        proposal_id: int,
+        *,
+        actor: Actor | str,
+        reason: str,
+        until: dt.datetime | None = None,
+    ) -> Proposal:
+        """Set a pending proposal aside, with a reason and an optional wake time.
+
+        A deferred proposal returns to pending at ``until`` (or by ``reopen``)
+        and expires with its TTL like a pending one.
+        """
+        actor = self._decider(actor)
+        reason = self._reason(reason)
+        proposal_id = _check_id(proposal_id)
+        if until is not None:
+            if not isinstance(until, dt.datetime) or until.tzinfo is None:
+                raise InvalidArgument("until", "must be a timezone-aware date and time")
+            if until <= utcnow():
+                raise InvalidArgument("until", "must be in the future")
+        return self._decide(
+            proposal_id,
+            expected=(S.PENDING,),
+            draft=EventDraft(
+                "deferred",
+                actor,
+                S.PENDING,
+                S.DEFERRED,
+                reason=reason,
+                data={"until": until.isoformat()} if until else None,
+            ),
+            values={"decided_by": actor.id, "defer_until": until},
+        )
+
+    def reopen(self, proposal_id: int, *, actor: Actor | str) -> Proposal:
+        """Return a deferred proposal to pending."""
+        actor = self._decider(actor)
+        proposal_id = _check_id(proposal_id)
+        return self._decide(
+            proposal_id,
+            expected=(S.DEFERRED,),
+            draft=EventDraft("reopened", actor, S.DEFERRED, S.PENDING),
+            values={"defer_until": None},
+        )
+
+    def _decider(self, actor: Actor | str) -> Actor:
+        actor = _as_actor(actor)
+        if actor.kind is ActorKind.AGENT:
+            raise InvalidArgument(
+                "actor", "agents cannot decide on proposals; an operator must"
+            )
+        return actor
+
+    def _reason(self, reason: Any) -> str:
+        checked = _check_text(
+            "reason", reason, self.settings.max_reason_length, required=True
+        )
+        assert checked is not None
+        return checked
+
+    def _decide(
+        self,
+        proposal_id: int,
+        *,
+        expected: tuple[ProposalStatus, ...],
+        draft: EventDraft,
+        values: Mapping[str, Any],
+        guard: Any = None,
+        notify: bool = False,
+    ) -> Proposal:
+        with self.engine.begin() as connection:
+            row = load_proposal(connection, proposal_id)
+            if row.status in expected and guard is not None:
+                guard(row)
+            result = transition(
+                connection,
+                proposal_id,
+                expected=expected,
+                drafts=[draft],
+                values=values,
+                row=row,
+            )
+            if not result.applied:
+                raise _refusal(proposal_id, expected, result.row.status, draft.type)
+            if notify:
+                self._notify(connection)
+        proposal = Proposal.from_row(result.row)
+        record(
+            f"proposal_{draft.type}",
+            tool=proposal.tool,
+            proposal_id=proposal.id,
+            actor=draft.actor.id,
+        )
+        if notify:
+            self.wake()
+        return proposal
+
+    # -- expiry ----------------------------------------------------------------
+
+    def expire_due(self, now: dt.datetime | None = None) -> int:
+        """Expire pending and deferred proposals past their TTL, and return
+        deferred proposals whose ``until`` has come to pending.
+
+        Returns how many proposals changed. Safe to run from any number of
+        workers at once: each change is a compare-and-set.
+        """
+        now = now or utcnow()
+        changed = 0
+        with self.engine.connect() as connection:
+            due = connection.execute(
+                select(proposals.c.id, proposals.c.status, proposals.c.expires_at)
+                .where(
+                    proposals.c.status.in_([S.PENDING.value, S.DEFERRED.value]),
+                    (proposals.c.expires_at <= now) | (proposals.c.defer_until <= now),
+                )
+                .limit(500)
+            ).all()
+            connection.rollback()
+        for proposal_id, status, expires_at in due:
+            if expires_at <= now:
+                draft = EventDraft(
+                    "expired", SYSTEM, status, S.EXPIRED, reason="the TTL passed"
+                )
+                values = {
+                    "dedupe_key": None,
+                    "reason": "The TTL passed before a decision.",
+                }
+            else:
+                draft = EventDraft(
+                    "reopened", SYSTEM, status, S.PENDING, reason="the deferral ended"
+                )
+                values = {"defer_until": None}
+            with self.engine.begin() as connection:
+                result = transition(
+                    connection,
+                    proposal_id,
+                    expected=(status,),
+                    drafts=[draft],
+                    values=values,
+                )
+            if result.applied:
+                changed += 1
+                record(f"proposal_{draft.type}", proposal_id=proposal_id)
+        return changed
+
+    # -- wake-ups --------------------------------------------------------------
+
+    def add_wake_callback(self, callback: Any) -> None:
+        """Call ``callback()`` whenever work becomes due in this process."""
+        self._wake_callbacks.append(callback)
+
+    def remove_wake_callback(self, callback: Any) -> None:
+        if callback in self._wake_callbacks:
+            self._wake_callbacks.remove(callback)
+
+    def wake(self) -> None:
+        for callback in list(self._wake_callbacks):
+            callback()
+
+    def _notify(self, connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+def _check_id(proposal_id: Any) -> int:
+    if (
+        isinstance(proposal_id, bool)
+        or not isinstance(proposal_id, int)
+        or proposal_id < 1
+    ):
+        raise InvalidArgument("proposal_id", "must be a positive whole number")
+    return proposal_id
+
+
+def _refusal(
+    proposal_id: int, expected: tuple[ProposalStatus, ...], status: str, verb: str
+) -> DecisionRefused:
+    wanted = " or ".join(s.value for s in expected)
+    return DecisionRefused(
+        proposal_id,
+        f"Proposal {proposal_id} is no longer {wanted} (it is {status}); "
+        f"it cannot be {verb} and nothing was changed.",
+        status,
+    )

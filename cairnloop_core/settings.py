@@ -1,0 +1,34 @@
+"""The knobs a host may turn, with the defaults Cairnloop ships."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cairnloop_core.errors import InvalidArgument
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Governance and executor settings.
+
+    ``ttl`` is how long a proposal may wait for a decision and for its run.
+    ``allow_self_approval`` lets an actor approve their own proposal.
+    ``poll_seconds`` is how often an idle worker looks for work when no
+    wake-up reaches it. ``lease_margin_seconds`` is added to a tool's timeout
+    to form the lease of a non-transactional run.
+    """
+
+    ttl: dt.timedelta = dt.timedelta(hours=48)
+    allow_self_approval: bool = False
+    max_reason_length: int = 2000
+    poll_seconds: float = 1.0
+    lease_margin_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ttl, dt.timedelta) or self.ttl <= dt.timedelta(0):
+            raise InvalidArgument("ttl", "must be a positive duration")
+        if self.poll_seconds <= 0:
+            raise InvalidArgument("poll_seconds", "must be greater than zero")
