@@ -223,6 +223,25 @@ class Cairnloop:
                     )
                 )
 
+    def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """A conversation as a dict; raises ``InvalidArgument`` if unknown."""
+        with self.engine.connect() as connection:
+            row = (
+                connection.execute(
+                    select(conversations).where(conversations.c.id == conversation_id)
+                )
+                .mappings()
+                .first()
+            )
+            connection.rollback()
+        if row is None:
+            raise InvalidArgument(
+                "conversation_id",
+                f"conversation {conversation_id!r} does not exist; create it with "
+                "'cairnloop conversation create'",
+            )
+        return {k: _json_value(v) for k, v in row.items()}
+
     def messages(self, conversation_id: str) -> list[dict[str, Any]]:
         """The messages of a conversation, oldest first."""
         with self.engine.connect() as connection:
@@ -236,4 +255,8 @@ class Cairnloop:
                 .all()
             )
             connection.rollback()
-        return [dict(row) for row in rows]
+        return [{k: _json_value(v) for k, v in row.items()} for row in rows]
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value

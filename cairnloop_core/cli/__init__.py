@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cairnloop_core.cli.common import CONTEXT_SETTINGS, State, fail
+from cairnloop_core.cli.conversations import conversation
 from cairnloop_core.cli.governance import (
     approve,
     defer,
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, database_url: str | None, log_level: str) -> None:
 
 for command in (plugins, tools, propose, inbox, approve, reject, defer, reopen, show):
     cli.add_command(command)
-for command in (db, worker, audit, demo):
+for command in (db, worker, audit, demo, conversation):
     cli.add_command(command)
 
 
