@@ -354,6 +354,15 @@ class Registry:
                 f"{manager.get_name(plugin)!r}; point each entry point at its own "
                 "module or object."
             )
+        for hook_name in HOOK_NAMES:
+            # pluggy skips an unmarked function silently; it would never be called.
+            if callable(getattr(plugin, hook_name, None)) and (
+                manager.parse_hookimpl_opts(plugin, hook_name) is None
+            ):
+                raise _Rejected(
+                    f"its {hook_name} has no @hookimpl marker, so it would never "
+                    "be called; mark it with @hookimpl from cairnloop_core."
+                )
         try:
             manager.register(plugin, name=plugin_name)
         except pluggy.PluginValidationError as exc:

@@ -453,3 +453,23 @@ def test_skipped_plugin_is_logged_with_a_stable_event(
         ("logged", "acme-logged")
     ]
     assert skipped[0].levelno == logging.WARNING
+
+
+def test_hook_function_without_its_marker_is_reported(site: PluginSite) -> None:
+    extra = """
+    def cairnloop_preview(tool, input):
+        return "written, but never marked"
+    """
+    bad = PluginDist(
+        name="acme-unmarked",
+        modules={"acme_unmarked": tool_source("unmarked", extra=extra)},
+        tools={"unmarked": "acme_unmarked"},
+    )
+
+    registry = discover_beside_a_healthy_tool(site, bad)
+
+    assert only_record(registry, "unmarked")["error"] == (
+        "its cairnloop_preview has no @hookimpl marker, so it would never be "
+        "called; mark it with @hookimpl from cairnloop_core."
+    )
+    assert_neighbours_loaded(registry)
