@@ -162,6 +162,8 @@ class Selection:
 
     An entry names a plugin (its entry point name) or a whole distribution.
     With no allow-list every plugin may load; the block-list wins over it.
+    The lists come from code or the environment; there is no configuration
+    file for them yet.
     """
 
     allow: frozenset[str] | None

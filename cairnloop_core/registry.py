@@ -107,7 +107,8 @@ class Registry:
     """The installed tools and policies, loaded one by one in isolation.
 
     A plugin that cannot be used is recorded as ``failed`` with a readable
-    error and left out; every other plugin still loads.
+    error and left out; every other plugin still loads. Plugins are found
+    once, by ``discover``; one installed later is seen by a new registry.
     """
 
     def __init__(self) -> None:
@@ -511,6 +512,8 @@ class Registry:
             if plugin is not None and name not in members
         ]
         caller = self.plugin_manager.subset_hook_caller("cairnloop_run", others)
+        # A wrapper receives the tool's result and could return another one;
+        # pluggy cannot forbid that, so installed wrappers are trusted.
         return caller(tool=tool.spec, input=input, actor=actor, context=context)
 
     def current_scopes(self, actor: Actor) -> frozenset[str] | None:
@@ -533,6 +536,8 @@ def _object_name(plugin: object) -> str:
 
 def _import(candidate: Candidate) -> object:
     point = candidate.point
+    # The plugin's import runs in this process with no timeout: one that hangs
+    # holds up discovery.
     try:
         return point.load()
     except ValidationError as exc:
