@@ -22,8 +22,12 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginSite
     installed.close()
 
 
+OURS = ("echo", "shout", "internal_note")
+
+
 def statuses(registry: Registry) -> dict[str, tuple[str, str | None]]:
-    return {r.name: (r.status, r.error) for r in registry.records()}
+    """Status and error of this suite's plugins, whatever else is installed."""
+    return {r.name: (r.status, r.error) for r in registry.records() if r.name in OURS}
 
 
 def test_allow_list_from_the_environment_loads_only_the_named_plugins(
@@ -48,7 +52,8 @@ def test_block_list_from_the_environment_leaves_the_named_plugin_out(
 
     registry = Registry.discover()
 
-    assert set(registry.tools) == {"echo", "shout"}
+    assert {"echo", "shout"} <= set(registry.tools)
+    assert "internal_note" not in registry.tools
     assert statuses(registry)["internal_note"] == (
         "disabled",
         "it is listed in CAIRNLOOP_PLUGINS_BLOCK",
@@ -116,7 +121,7 @@ def test_empty_variables_mean_no_list_at_all(
 
     registry = Registry.discover()
 
-    assert set(registry.tools) == {"echo", "shout", "internal_note"}
+    assert set(registry.tools) >= {"echo", "shout", "internal_note"}
 
 
 def test_blocked_plugin_is_never_imported(
@@ -133,7 +138,8 @@ def test_blocked_plugin_is_never_imported(
 
     registry = Registry.discover()
 
-    assert statuses(registry)["explosive"] == (
+    (record,) = [r for r in registry.records() if r.name == "explosive"]
+    assert (record.status, record.error) == (
         "disabled",
         "it is listed in CAIRNLOOP_PLUGINS_BLOCK",
     )
