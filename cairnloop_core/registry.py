@@ -1,13 +1,12 @@
-"""Entry-point discovery, the load status of each plugin, and calls into them."""
+"""The loaded plugins: each one's load status, its tools, and calls into them."""
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
-import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
@@ -15,9 +14,21 @@ from pydantic import BaseModel, ValidationError
 
 from cairnloop_core import hookspecs
 from cairnloop_core.actors import Actor, Allow, Deny
+from cairnloop_core.discovery import (
+    ALLOW_ENV,
+    BLOCK_ENV,
+    POLICY_GROUP,
+    TOOL_GROUP,
+    Candidate,
+    Selection,
+    find_candidates,
+)
 from cairnloop_core.spec import ToolSpec
 
 __all__ = [
+    "ALLOW_ENV",
+    "BLOCK_ENV",
+    "NO_POLICY_DEFINED",
     "POLICY_GROUP",
     "TOOL_GROUP",
     "LoadedTool",
@@ -28,16 +39,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TOOL_GROUP = "cairnloop.tools"
-POLICY_GROUP = "cairnloop.policies"
-ALLOW_ENV = "CAIRNLOOP_PLUGINS_ALLOW"
-BLOCK_ENV = "CAIRNLOOP_PLUGINS_BLOCK"
 NO_POLICY_DEFINED = "no_policy_defined"
+HOOK_NAMES = sorted(
+    name
+    for name, value in vars(hookspecs).items()
+    if name.startswith("cairnloop_") and callable(value)
+)
 
 
 @dataclass
 class PluginRecord:
-    """One plugin as discovered: where it came from and whether it loaded."""
+    """One plugin as discovered: where it came from and whether it loaded.
+
+    ``status`` is ``ok`` (loaded), ``failed`` (left out; ``error`` says why
+    and what to do) or ``disabled`` (left out by the allow-list or
+    block-list; ``error`` names the list).
+    """
 
     name: str
     kind: str
@@ -76,32 +93,30 @@ def describe_validation_error(error: ValidationError) -> str:
     """Turn a pydantic error into '<field>: <reason>' parts joined by '; '."""
     parts = []
     for item in error.errors():
-        location = ".".join(str(p) for p in item["loc"]) or "value"
-        parts.append(f"{location}: {item['msg']}")
+        location = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
 
 
-def _names_from_env(variable: str) -> set[str] | None:
-    raw = os.environ.get(variable)
-    if raw is None or not raw.strip():
-        return None
-    return {part.strip() for part in raw.split(",") if part.strip()}
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
 
 
 class Registry:
     """The installed tools and policies, loaded one by one in isolation.
 
     A plugin that cannot be used is recorded as ``failed`` with a readable
-    error and left out; every other plugin still loads.
+    error and left out; every other plugin still loads. Plugins are found
+    once, by ``discover``; one installed later is seen by a new registry.
     """
 
     def __init__(self) -> None:
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs)
-        self.plugins: dict[str, PluginRecord] = {}
+        self._records: list[PluginRecord] = []
         self._tools: dict[str, LoadedTool] = {}
         self._policy_plugins: list[str] = []
-        self._run_callers: dict[str, Callable[..., Any]] = {}
 
     # -- loading -------------------------------------------------------------
 
@@ -114,55 +129,81 @@ class Registry:
     ) -> Registry:
         """Load every installed plugin from the ``cairnloop.*`` entry points.
 
-        ``allow`` and ``block`` name plugins (entry point names); when not
-        given they come from ``CAIRNLOOP_PLUGINS_ALLOW`` and
-        ``CAIRNLOOP_PLUGINS_BLOCK`` (comma-separated).
+        ``allow`` and ``block`` name plugins (entry point names) or whole
+        distributions; when not given they come from
+        ``CAIRNLOOP_PLUGINS_ALLOW`` and ``CAIRNLOOP_PLUGINS_BLOCK``
+        (comma-separated). A plugin on both lists is blocked.
         """
         registry = cls()
-        allowed = set(allow) if allow is not None else _names_from_env(ALLOW_ENV)
-        blocked = set(block) if block is not None else _names_from_env(BLOCK_ENV)
+        selection = Selection.resolve(allow, block)
+        candidates, unreadable = find_candidates()
 
-        tool_points = list(entry_points(group=TOOL_GROUP))
-        policy_points = list(entry_points(group=POLICY_GROUP))
-        counts: dict[str, int] = {}
-        for point in tool_points:
-            counts[point.name] = counts.get(point.name, 0) + 1
+        for problem in unreadable:
+            registry._fail(
+                PluginRecord(
+                    problem.distribution,
+                    problem.kind,
+                    problem.distribution,
+                    problem.version,
+                ),
+                problem.reason,
+            )
 
-        for point in [*tool_points, *policy_points]:
-            kind = "tool" if point.group == TOOL_GROUP else "policy"
-            if allowed is not None and point.name not in allowed:
-                registry._record_disabled(point, kind, f"not in {ALLOW_ENV}")
-            elif blocked and point.name in blocked:
-                registry._record_disabled(point, kind, f"listed in {BLOCK_ENV}")
-            elif kind == "tool" and counts[point.name] > 1:
-                others = sorted(
-                    _distribution_name(p) or "?"
-                    for p in tool_points
-                    if p.name == point.name and p is not point
-                )
-                registry._record_failed(
-                    point,
-                    kind,
-                    f"tool name {point.name!r} is also provided by "
-                    f"{', '.join(repr(o) for o in others)}; both were left out. "
-                    f"Uninstall one or block it with {BLOCK_ENV}.",
-                )
+        enabled: list[Candidate] = []
+        for candidate in candidates:
+            reason = selection.disabled_because(candidate)
+            if reason is None:
+                enabled.append(candidate)
             else:
-                registry._load_entry_point(point, kind)
+                registry._disable(candidate, reason)
+
+        for candidate in enabled:
+            rivals = [
+                other
+                for other in enabled
+                if other.name == candidate.name and other is not candidate
+            ]
+            if rivals:
+                registry._fail(_record(candidate), _duplicate_reason(candidate, rivals))
+            else:
+                registry._load(candidate)
+
+        for entry in selection.unmatched(candidates):
+            logger.warning(
+                "The plugin allow-list or block-list names %r, which no installed "
+                "plugin or distribution matches",
+                entry,
+                extra={"event": "plugin_selection_unmatched", "entry": entry},
+            )
         return registry
 
-    def register_tool(self, plugin: object, *, distribution: str | None = None) -> str:
+    def register_tool(
+        self,
+        plugin: object,
+        *,
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> str:
         """Register a tool plugin object in code; return its tool name.
 
+        ``version`` replaces the version declared in the spec, if any.
         Raises ``PluginLoadError`` when the plugin is unusable.
         """
         from cairnloop_core.errors import PluginLoadError
 
-        name = getattr(getattr(plugin, "spec", None), "name", None) or repr(plugin)
+        spec = getattr(plugin, "spec", None)
+        name = str(getattr(spec, "name", None) or _object_name(plugin))
         try:
-            return self._add_tool(str(name), plugin, distribution, None, None)
+            tool_name = self._add_tool(name, plugin, version, None)
         except _Rejected as exc:
-            raise PluginLoadError(str(name), distribution, str(exc)) from None
+            raise PluginLoadError(name, distribution, str(exc)) from None
+        loaded = self._tools[tool_name]
+        self._records.append(
+            PluginRecord(
+                tool_name, "tool", distribution, loaded.spec.version, tools=[tool_name]
+            )
+        )
+        return tool_name
 
     def register_policy(self, plugin: object, *, name: str) -> None:
         """Register a policy plugin object in code.
@@ -172,84 +213,77 @@ class Registry:
         from cairnloop_core.errors import PluginLoadError
 
         try:
-            self._add_policy(name, plugin, None, None)
+            self._add_policy(name, plugin)
         except _Rejected as exc:
             raise PluginLoadError(name, None, str(exc)) from None
+        self._records.append(PluginRecord(name, "policy", None, None))
 
-    def _record_disabled(self, point: EntryPoint, kind: str, why: str) -> None:
-        record = self._new_record(point, kind)
+    def _disable(self, candidate: Candidate, reason: str) -> None:
+        record = _record(candidate)
         record.status = "disabled"
-        record.error = why
-        self.plugins[point.name] = record
+        record.error = reason
+        self._records.append(record)
         logger.info(
-            "Plugin %r is disabled: %s",
-            point.name,
-            why,
-            extra={"event": "plugin_disabled", "plugin": point.name},
+            "Plugin %r from %r is disabled: %s",
+            candidate.name,
+            candidate.distribution,
+            reason,
+            extra={"event": "plugin_disabled", "plugin": candidate.name},
         )
 
-    def _record_failed(self, point: EntryPoint, kind: str, why: str) -> None:
-        record = self._new_record(point, kind)
+    def _fail(self, record: PluginRecord, reason: str) -> None:
         record.status = "failed"
-        record.error = why
-        key = (
-            point.name
-            if point.name not in self.plugins
-            else f"{point.name}@{id(point)}"
-        )
-        self.plugins[key] = record
+        record.error = reason
+        self._records.append(record)
         logger.warning(
             "Skipped plugin %r from %r: %s",
-            point.name,
+            record.name,
             record.distribution,
-            why,
-            extra={"event": "plugin_skipped", "plugin": point.name},
+            reason,
+            extra={
+                "event": "plugin_skipped",
+                "plugin": record.name,
+                "distribution": record.distribution,
+            },
         )
 
-    def _new_record(self, point: EntryPoint, kind: str) -> PluginRecord:
-        dist = point.dist
-        return PluginRecord(
-            name=point.name,
-            kind=kind,
-            distribution=_distribution_name(point),
-            version=dist.version if dist is not None else None,
-        )
-
-    def _load_entry_point(self, point: EntryPoint, kind: str) -> None:
-        record = self._new_record(point, kind)
+    def _load(self, candidate: Candidate) -> None:
+        record = _record(candidate)
         try:
-            try:
-                plugin = point.load()
-            except Exception as exc:
-                raise _Rejected(
-                    f"importing {point.value!r} failed with "
-                    f"{type(exc).__name__}: {exc}. Fix or reinstall the plugin."
-                ) from exc
-            if kind == "tool":
-                self._add_tool(
-                    point.name, plugin, record.distribution, record.version, point.name
+            plugin = _import(candidate)
+            if candidate.kind == "tool":
+                name = self._add_tool(
+                    candidate.name, plugin, candidate.version, candidate.name
                 )
-                record.tools = [point.name]
+                record.tools = [name]
             else:
-                self._add_policy(
-                    point.name, plugin, record.distribution, record.version
-                )
+                self._add_policy(candidate.name, plugin)
         except _Rejected as exc:
-            self._record_failed(point, kind, str(exc))
+            self._fail(record, str(exc))
             return
-        self.plugins[point.name] = record
+        except Exception as exc:
+            # A plugin whose attributes raise when read must not stop the others.
+            if self.plugin_manager.has_plugin(candidate.name):
+                self.plugin_manager.unregister(name=candidate.name)
+            self._fail(
+                record,
+                f"checking it raised {type(exc).__name__}: {_one_line(exc)}. "
+                "Fix the plugin or reinstall it.",
+            )
+            return
+
+        self._records.append(record)
         logger.debug(
             "Loaded plugin %r from %r",
-            point.name,
-            record.distribution,
-            extra={"event": "plugin_loaded", "plugin": point.name},
+            candidate.name,
+            candidate.distribution,
+            extra={"event": "plugin_loaded", "plugin": candidate.name},
         )
 
     def _add_tool(
         self,
         plugin_name: str,
         plugin: object,
-        distribution: str | None,
         version: str | None,
         entry_name: str | None,
     ) -> str:
@@ -269,7 +303,7 @@ class Registry:
                 f"tool name {spec.name!r} is already registered by plugin "
                 f"{self._tools[spec.name].plugin_name!r}; uninstall one or block it."
             )
-        if version is not None and spec.version is None:
+        if version is not None:
             spec = spec.model_copy(update={"version": version})
 
         self._register_hooks(plugin_name, plugin)
@@ -279,53 +313,68 @@ class Registry:
                 "it implements no cairnloop_run hook, so it could never run; "
                 "add one marked with @hookimpl."
             )
-
         self._tools[spec.name] = LoadedTool(spec, plugin_name, plugin)
-        self._run_callers.clear()
         return spec.name
 
-    def _add_policy(
-        self,
-        plugin_name: str,
-        plugin: object,
-        distribution: str | None,
-        version: str | None,
-    ) -> None:
+    def _add_policy(self, plugin_name: str, plugin: object) -> None:
         if isinstance(getattr(plugin, "spec", None), ToolSpec):
             raise _Rejected(
                 "a policy plugin cannot declare a tool spec; register the tool "
-                "under the 'cairnloop.tools' entry point group instead."
+                f"under the {TOOL_GROUP!r} entry point group instead."
             )
         self._register_hooks(plugin_name, plugin)
-        for impl in self.plugin_manager.hook.cairnloop_run.get_hookimpls():
-            if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
-                self.plugin_manager.unregister(plugin)
-                raise _Rejected(
-                    "a policy plugin may only wrap cairnloop_run "
-                    "(@hookimpl(wrapper=True)), never replace a tool's run."
-                )
+        if self._implements(plugin, "cairnloop_run"):
+            self.plugin_manager.unregister(plugin)
+            raise _Rejected(
+                "a policy plugin may only wrap cairnloop_run "
+                "(@hookimpl(wrapper=True)), never replace a tool's run."
+            )
+        if not self.plugin_manager.get_hookcallers(plugin):
+            self.plugin_manager.unregister(plugin)
+            raise _Rejected(
+                "it implements no Cairnloop hook; mark its hook functions "
+                "with @hookimpl from cairnloop_core."
+            )
         self._policy_plugins.append(plugin_name)
-        self._run_callers.clear()
 
     def _register_hooks(self, plugin_name: str, plugin: object) -> None:
         manager = self.plugin_manager
+        if plugin is None:
+            raise _Rejected(
+                "its entry point leads to None; point it at the module or object "
+                "that holds the hooks."
+            )
+        if manager.has_plugin(plugin_name):
+            raise _Rejected(
+                f"another plugin is already loaded under the name {plugin_name!r}; "
+                "rename one of them."
+            )
+        if manager.is_registered(plugin):
+            raise _Rejected(
+                "the same object is already loaded as plugin "
+                f"{manager.get_name(plugin)!r}; point each entry point at its own "
+                "module or object."
+            )
+        for hook_name in HOOK_NAMES:
+            # pluggy skips an unmarked function silently; it would never be called.
+            if callable(getattr(plugin, hook_name, None)) and (
+                manager.parse_hookimpl_opts(plugin, hook_name) is None
+            ):
+                raise _Rejected(
+                    f"its {hook_name} has no @hookimpl marker, so it would never "
+                    "be called; mark it with @hookimpl from cairnloop_core."
+                )
         try:
             manager.register(plugin, name=plugin_name)
         except pluggy.PluginValidationError as exc:
-            raise _Rejected(
-                f"a hook implementation does not match its spec: {exc}. "
-                "Use the argument names documented for the hook."
-            ) from None
-        except ValueError as exc:
-            raise _Rejected(f"it could not be registered: {exc}.") from None
+            raise _Rejected(_hook_mismatch(manager, plugin, exc)) from None
 
-        known = [name for name in vars(hookspecs) if name.startswith("cairnloop_")]
         for caller in manager.get_hookcallers(plugin) or []:
             if caller.has_spec():
                 continue
             manager.unregister(plugin)
-            guess = difflib.get_close_matches(caller.name, known, n=1)
-            hint = f" Did you mean {guess[0]!r}?" if guess else ""
+            guess = _closest_hook(caller.name)
+            hint = f" Did you mean {guess!r}?" if guess else ""
             raise _Rejected(
                 f"it implements {caller.name!r}, which is not a Cairnloop hook."
                 f"{hint} Rename it or remove the @hookimpl marker."
@@ -350,9 +399,7 @@ class Registry:
 
     def records(self) -> list[PluginRecord]:
         """Every discovered plugin, loaded or not, sorted by name."""
-        return sorted(
-            self.plugins.values(), key=lambda r: (r.name, r.distribution or "")
-        )
+        return sorted(self._records, key=lambda r: (r.name, r.distribution or ""))
 
     # -- calls into plugins --------------------------------------------------
 
@@ -376,7 +423,13 @@ class Registry:
             result = impl.function(tool=tool.spec)
             if result is None:
                 continue
-            if isinstance(result, str) or not all(isinstance(s, str) for s in result):
+            if isinstance(result, str | bytes) or not isinstance(result, Iterable):
+                raise TypeError(
+                    f"plugin {impl.plugin_name!r} returned scopes that are not "
+                    "a list of strings"
+                )
+            result = list(result)
+            if not all(isinstance(scope, str) for scope in result):
                 raise TypeError(
                     f"plugin {impl.plugin_name!r} returned scopes that are not "
                     "a list of strings"
@@ -387,7 +440,12 @@ class Registry:
     def authorize(
         self, tool: LoadedTool, actor: Actor, context: Mapping[str, Any]
     ) -> Allow | Deny:
-        """Combine every participating authorize hook into one verdict."""
+        """Combine every participating authorize hook into one verdict.
+
+        Only the tool's own plugin can allow; any participant can deny; a
+        denial wins; an exception is a denial; nobody allowing is a denial
+        with reason ``no_policy_defined``.
+        """
         allowed = False
         denials: list[str] = []
         for impl in self._participants(tool, "cairnloop_authorize"):
@@ -409,8 +467,12 @@ class Registry:
                 )
                 continue
             if isinstance(verdict, Deny):
-                denials.append(str(verdict.reason) or f"denied by {impl.plugin_name!r}")
+                reason = verdict.reason if isinstance(verdict.reason, str) else ""
+                denials.append(
+                    reason.strip() or f"plugin {impl.plugin_name!r} denied the call"
+                )
             elif isinstance(verdict, Allow):
+                # A policy plugin's Allow is ignored: it may only deny.
                 allowed = allowed or owner
             elif verdict is not None:
                 denials.append(
@@ -438,14 +500,20 @@ class Registry:
         actor: Actor,
         context: hookspecs.RunContext,
     ) -> Any:
-        """Call the tool's ``run`` through any policy wrappers."""
-        caller = self._run_callers.get(tool.spec.name)
-        if caller is None:
-            others = [
-                t.plugin for name, t in self._tools.items() if name != tool.spec.name
-            ]
-            caller = self.plugin_manager.subset_hook_caller("cairnloop_run", others)
-            self._run_callers[tool.spec.name] = caller
+        """Call the tool's own ``run`` through the policy plugins' wrappers.
+
+        Every other plugin is left out of the call, so no other tool's
+        ``run`` or wrapper ever sees it.
+        """
+        members = {tool.plugin_name, *self._policy_plugins}
+        others = [
+            plugin
+            for name, plugin in self.plugin_manager.list_name_plugin()
+            if plugin is not None and name not in members
+        ]
+        caller = self.plugin_manager.subset_hook_caller("cairnloop_run", others)
+        # A wrapper receives the tool's result and could return another one;
+        # pluggy cannot forbid that, so installed wrappers are trusted.
         return caller(tool=tool.spec, input=input, actor=actor, context=context)
 
     def current_scopes(self, actor: Actor) -> frozenset[str] | None:
@@ -456,8 +524,100 @@ class Registry:
         return frozenset(str(s) for s in result)
 
 
-def _distribution_name(point: EntryPoint) -> str | None:
-    dist = point.dist
-    if dist is None:
-        return None
-    return dist.metadata["Name"] if dist.metadata else dist.name
+def _record(candidate: Candidate) -> PluginRecord:
+    return PluginRecord(
+        candidate.name, candidate.kind, candidate.distribution, candidate.version
+    )
+
+
+def _object_name(plugin: object) -> str:
+    return str(getattr(plugin, "__name__", None) or type(plugin).__name__)
+
+
+def _import(candidate: Candidate) -> object:
+    point = candidate.point
+    # The plugin's import runs in this process with no timeout: one that hangs
+    # holds up discovery.
+    try:
+        return point.load()
+    except ValidationError as exc:
+        if exc.title != ToolSpec.__name__:
+            raise _Rejected(
+                f"importing {point.value!r} failed: {describe_validation_error(exc)}. "
+                "Fix the plugin or reinstall it."
+            ) from None
+        raise _Rejected(
+            f"its tool spec is invalid: {describe_validation_error(exc)}. "
+            f"Fix the ToolSpec in {point.module!r}."
+        ) from None
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a plugin that exits while importing must not end the host.
+        raise _Rejected(
+            f"importing {point.value!r} failed with {type(exc).__name__}: "
+            f"{_one_line(exc)}. Install what it needs, fix it, or reinstall it."
+        ) from None
+
+
+def _closest_hook(name: str) -> str | None:
+    # Compare without the shared prefix, or every name resembles every hook.
+    prefix = "cairnloop_"
+    stems = {hook.removeprefix(prefix): hook for hook in HOOK_NAMES}
+    found = difflib.get_close_matches(name.removeprefix(prefix), list(stems), n=1)
+    return stems[found[0]] if found else None
+
+
+def _duplicate_reason(candidate: Candidate, rivals: list[Candidate]) -> str:
+    what = "tool name" if candidate.kind == "tool" else "plugin name"
+    sources = ", ".join(
+        f"{rival.kind} plugin from {rival.distribution or 'an unnamed distribution'!r}"
+        for rival in rivals
+    )
+    left_out = "both were" if len(rivals) == 1 else "all of them were"
+    return (
+        f"the {what} {candidate.name!r} is also used by the {sources}, so "
+        f"{left_out} left out. Uninstall all but one, or put the distributions "
+        f"to skip in {BLOCK_ENV}."
+    )
+
+
+def _hook_mismatch(
+    manager: pluggy.PluginManager, plugin: object, error: Exception
+) -> str:
+    for attribute in dir(plugin):
+        options = manager.parse_hookimpl_opts(plugin, attribute)
+        if options is None:
+            continue
+        hook_name = options.get("specname") or attribute
+        caller = getattr(manager.hook, hook_name, None)
+        if caller is None or caller.spec is None:
+            continue
+        function = getattr(plugin, attribute)
+        accepted = caller.spec.argnames
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            continue
+
+        unknown = [
+            p.name
+            for p in parameters
+            if p.default is p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and p.name not in accepted
+        ]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            return (
+                f"its {hook_name} hook takes {names}, which the hook does not "
+                f"pass; name its arguments from: {', '.join(accepted)}."
+            )
+        wraps = options.get("wrapper") or options.get("hookwrapper")
+        if wraps and not inspect.isgeneratorfunction(function):
+            return (
+                f"its {hook_name} hook is marked as a wrapper but does not "
+                "yield; make it a generator that yields once."
+            )
+    return (
+        f"a hook implementation does not match its spec: {_one_line(error)}. "
+        "Use the argument names documented for the hook."
+    )

@@ -6,7 +6,15 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = ["ApprovalMode", "RiskTier", "ToolSpec", "derive_approval_mode"]
 
@@ -47,6 +55,9 @@ _DERIVED_MODE = {
     RiskTier.DESTRUCTIVE: ApprovalMode.ALWAYS_BLOCK,
 }
 
+_TIERS = ", ".join(tier.value for tier in RiskTier)
+_MODES = ", ".join(mode.value for mode in ApprovalMode)
+
 
 def derive_approval_mode(tier: RiskTier | str) -> ApprovalMode:
     """Return the approval mode a risk tier demands.
@@ -56,18 +67,23 @@ def derive_approval_mode(tier: RiskTier | str) -> ApprovalMode:
     try:
         return _DERIVED_MODE[RiskTier(tier)]
     except ValueError:
-        known = ", ".join(t.value for t in RiskTier)
-        raise ValueError(f"unknown risk tier {tier!r}; use one of {known}") from None
+        raise ValueError(f"unknown risk tier {tier!r}; use one of {_TIERS}") from None
+
+
+def _invalid(reason: str) -> PydanticCustomError:
+    # The reason travels as context so braces in a user's value stay literal.
+    return PydanticCustomError("tool_spec", "{reason}", {"reason": reason})
 
 
 class ToolSpec(BaseModel):
     """Everything the core needs to know about one tool, frozen at load time.
 
-    ``approval_mode`` defaults to the mode derived from ``risk_tier`` and may
-    only be declared stricter than that. ``transactional`` means the tool's
-    ``run`` writes only through the session the executor hands it, so its
-    effect commits together with the outcome. ``version`` is filled in by the
-    registry from the distribution the tool came from.
+    ``risk_tier`` is required. ``approval_mode`` defaults to the mode derived
+    from it and may only be declared stricter than that. ``transactional``
+    means the tool's ``run`` writes only through the session the executor
+    hands it, so its effect commits together with the outcome. ``version``
+    is set by the registry to the version of the distribution the tool came
+    from; a spec registered in code may declare its own.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -75,8 +91,8 @@ class ToolSpec(BaseModel):
     name: str
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=4000)
-    risk_tier: RiskTier
-    approval_mode: ApprovalMode = ApprovalMode.ALWAYS_BLOCK
+    risk_tier: RiskTier = Field(default=None, validate_default=True)
+    approval_mode: ApprovalMode = Field(default=None, validate_default=True)
     input_model: type[BaseModel]
     transactional: bool = False
     max_attempts: int = Field(default=3, ge=1, le=100)
@@ -85,44 +101,68 @@ class ToolSpec(BaseModel):
     retry_max_seconds: float = Field(default=300.0, gt=0, le=86400)
     version: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _derive_mode(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        if "risk_tier" not in data or data["risk_tier"] is None:
-            raise ValueError(
-                "risk_tier is required; declare how much harm the tool can do"
-            )
-        derived = derive_approval_mode(data["risk_tier"])
-        declared = data.get("approval_mode")
-        if declared is None:
-            return {**data, "approval_mode": derived}
-        declared = ApprovalMode(declared)
-        if declared.strictness < derived.strictness:
-            raise ValueError(
-                f"approval_mode {declared.value!r} is looser than {derived.value!r}, "
-                f"which risk tier {RiskTier(data['risk_tier']).value!r} requires; "
-                "a tool may only tighten its mode"
-            )
-        return data
-
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:
         if not TOOL_NAME_PATTERN.match(name):
-            raise ValueError(
-                "must start with a lowercase letter and hold only lowercase "
-                "letters, digits and underscores (at most 64 characters)"
+            raise _invalid(
+                f"{name!r} is not a tool name; start with a lowercase letter and "
+                "use only lowercase letters, digits and underscores "
+                "(at most 64 characters)"
             )
         return name
 
-    @field_validator("input_model")
+    @field_validator("risk_tier", mode="before")
+    @classmethod
+    def _check_tier(cls, tier: Any) -> RiskTier:
+        # Fail closed: a tool that does not say how risky it is never loads.
+        if tier is None:
+            raise _invalid(f"is required; declare one of {_TIERS}")
+        try:
+            return RiskTier(tier)
+        except ValueError:
+            raise _invalid(f"unknown risk tier {tier!r}; use one of {_TIERS}") from None
+
+    @field_validator("approval_mode", mode="before")
+    @classmethod
+    def _derive_mode(cls, declared: Any, info: ValidationInfo) -> ApprovalMode:
+        tier = info.data.get("risk_tier")
+        if declared is not None:
+            try:
+                declared = ApprovalMode(declared)
+            except ValueError:
+                raise _invalid(
+                    f"unknown approval mode {declared!r}; use one of {_MODES}"
+                ) from None
+        if tier is None:
+            # The tier is invalid and reported on its own; block meanwhile.
+            return declared or ApprovalMode.ALWAYS_BLOCK
+
+        derived = _DERIVED_MODE[tier]
+        if declared is None:
+            return derived
+        if declared.strictness < derived.strictness:
+            raise _invalid(
+                f"{declared.value!r} is looser than {derived.value!r}, which risk "
+                f"tier {tier.value!r} requires; a tool may only tighten its mode"
+            )
+        return declared
+
+    @field_validator("input_model", mode="before")
     @classmethod
     def _check_input_model(cls, model: Any) -> type[BaseModel]:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise ValueError("must be a pydantic BaseModel subclass")
+            raise _invalid("must be a pydantic BaseModel subclass")
         return model
+
+    @model_validator(mode="after")
+    def _check_retry_window(self) -> ToolSpec:
+        if self.retry_base_seconds > self.retry_max_seconds:
+            raise _invalid(
+                "retry_base_seconds must not exceed retry_max_seconds; "
+                "lower the first or raise the second"
+            )
+        return self
 
     def input_schema(self) -> dict[str, Any]:
         """Return the JSON Schema of the tool's input."""

@@ -37,7 +37,7 @@ def tool_description(registry: Any, name: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def plugins(state: State, as_json: bool) -> None:
-    """List installed plugins and whether each loaded."""
+    """List installed plugins and whether each loaded (ok, failed, disabled)."""
     records = [record.as_dict() for record in state.registry.records()]
     if as_json:
         echo_json(records)
@@ -47,8 +47,10 @@ def plugins(state: State, as_json: bool) -> None:
         return
     for record in records:
         origin = record["distribution"] or "registered in code"
-        source = f"{origin} {record['version'] or ''}"
-        click.echo(f"{record['name']:<24} {record['status']:<9} {source.strip()}")
+        source = f"{origin} {record['version'] or ''}".strip()
+        click.echo(
+            f"{record['name']:<24} {record['kind']:<7} {record['status']:<9} {source}"
+        )
         if record["error"]:
             click.echo(f"    {record['error']}")
 
