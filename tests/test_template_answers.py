@@ -256,8 +256,8 @@ def test_the_cookiecutter_command_stops_with_the_hooks_line_and_exit_1(
     )
 
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == (
+    assert result.stderr == (
         "Error: tool_name: '!!!' has no letters or digits to make a tool name "
-        "from; use words such as 'Refund order'."
+        "from; use words such as 'Refund order'.\n"
     )
     assert list(output.iterdir()) == []
