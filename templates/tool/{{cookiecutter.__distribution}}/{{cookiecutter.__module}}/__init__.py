@@ -1,0 +1,1 @@
+"""The {{ cookiecutter.__tool }} tool, governed by Cairnloop."""
