@@ -1,8 +1,10 @@
-"""The MCP server: installed governed tools offered to any MCP client."""
+"""The MCP server: installed governed tools offered to any MCP client.
 
-from cairnloop_core.mcp.calls import Caller, ToolCalls, UnknownTool
-from cairnloop_core.mcp.listing import STATUS_TOOL, describe_tool, list_tools
-from cairnloop_core.mcp.server import build_server, serve_stdio
+The server itself lives in ``cairnloop_core.mcp.server`` (stdio) and
+``cairnloop_core.mcp.http`` (streamable HTTP); importing this package loads
+only the token store, so token commands stay quick.
+"""
+
 from cairnloop_core.mcp.tokens import (
     IssuedToken,
     McpToken,
@@ -11,18 +13,4 @@ from cairnloop_core.mcp.tokens import (
     TokenStore,
 )
 
-__all__ = [
-    "STATUS_TOOL",
-    "Caller",
-    "IssuedToken",
-    "McpToken",
-    "TokenNotFound",
-    "TokenRefused",
-    "TokenStore",
-    "ToolCalls",
-    "UnknownTool",
-    "build_server",
-    "describe_tool",
-    "list_tools",
-    "serve_stdio",
-]
+__all__ = ["IssuedToken", "McpToken", "TokenNotFound", "TokenRefused", "TokenStore"]

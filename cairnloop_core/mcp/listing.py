@@ -143,11 +143,13 @@ def list_tools(registry: Registry) -> list[types.Tool]:
         try:
             listed.append(describe_tool(loaded, registry))
         except Exception as exc:
+            first_line = (str(exc).strip().splitlines() or [""])[0]
             logger.warning(
-                "Tool %r is not offered over MCP: %s: %s",
+                "Tool %r is not offered over MCP: %s: %s. Fix the plugin or "
+                "block it with CAIRNLOOP_PLUGINS_BLOCK.",
                 name,
                 type(exc).__name__,
-                exc,
+                first_line,
                 extra={"event": "mcp_tool_unlisted", "tool": name},
             )
     listed.append(status_tool())
