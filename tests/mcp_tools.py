@@ -18,6 +18,7 @@ from cairnloop_core import (
     Deny,
     PermanentToolError,
     Registry,
+    RetryableToolError,
     RunContext,
     ToolSpec,
     hookimpl,
@@ -92,6 +93,18 @@ class FailingLookupTool:
         raise PermanentToolError(f"The shop has no order {input.order_id!r}.")
 
 
+class BusyLookupTool(FailingLookupTool):
+    """read_only, and its upstream asks to come back in an hour."""
+
+    spec = FailingLookupTool.spec.model_copy(update={"name": "busy_lookup"})
+
+    @hookimpl
+    def cairnloop_run(
+        self, tool: ToolSpec, input: LookupInput, actor: Actor, context: RunContext
+    ) -> dict[str, Any]:
+        raise RetryableToolError("The shop is busy.", retry_after=3600)
+
+
 class TicketInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -157,7 +170,14 @@ def registry_with(*plugins: object) -> Registry:
 
 
 def all_test_tools() -> list[object]:
-    return [EchoTool(), FailingLookupTool(), wipe_tool(), escalate_tool(), close_tool()]
+    return [
+        EchoTool(),
+        FailingLookupTool(),
+        BusyLookupTool(),
+        wipe_tool(),
+        escalate_tool(),
+        close_tool(),
+    ]
 
 
 @asynccontextmanager

@@ -106,6 +106,23 @@ def test_an_auto_tool_that_fails_returns_the_reason_as_an_error(
     assert _rows(app) == [(1, "failed")]
 
 
+def test_an_auto_tool_told_to_retry_later_answers_with_the_next_attempt(
+    sqlite_app: Cairnloop,
+) -> None:
+    result = _call(sqlite_app, "busy_lookup", {"order_id": "A-17"})
+
+    due_at = sqlite_app.get(1).due_at
+    assert due_at is not None
+    assert result.is_error is False
+    assert texts(result)[0] == (
+        f"Proposal 1 is approved; its next attempt is due at "
+        f"{due_at:%Y-%m-%d %H:%M:%SZ}. The last attempt failed: The shop is busy. "
+        + FOLLOW.format(1)
+    )
+    assert result.structured_content["attempts"] == 1
+    assert _rows(sqlite_app) == [(1, "approved")]
+
+
 def test_an_approval_required_call_answers_with_the_proposal_and_what_is_next(
     app: Cairnloop,
 ) -> None:

@@ -14,7 +14,7 @@ import anyio
 import httpx2
 from mcp.shared.exceptions import MCPError
 from mcp_support import bearer, http_client, http_server, run_cli, texts, the_mcp_error
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from cairnloop_core import Actor, Cairnloop
 from cairnloop_core.mcp import TokenStore
@@ -229,3 +229,26 @@ def test_http_serve_refuses_a_port_in_use_with_one_line(sqlite_url: str) -> None
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use; "
         "choose another --port or stop what uses it.\n"
     )
+
+
+def test_a_token_check_the_database_cannot_answer_is_503_not_401(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with _prepared(sqlite_url) as store, http_server(sqlite_url, tmp_path) as url:
+        secret = store.issue("bot", actor=Actor("bot", "agent")).secret
+        with store.engine.begin() as connection:
+            connection.execute(text("DROP TABLE cairnloop_mcp_tokens"))
+        response = httpx2.post(
+            url, json=LIST_TOOLS, headers={"Authorization": f"Bearer {secret}"}
+        )
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": -32011,
+            "message": "Cairnloop could not check the bearer token because its "
+            "database failed; try again later.",
+        },
+    }

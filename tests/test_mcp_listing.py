@@ -43,6 +43,7 @@ def test_each_tool_is_listed_with_title_description_and_schema(
     tools = _listed(app)
 
     assert list(tools) == [
+        "busy_lookup",
         "close_ticket",
         "echo",
         "escalate_ticket",

@@ -7,7 +7,9 @@ import json
 import os
 import select
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -267,3 +269,38 @@ def test_json_rpc_over_stdio_follows_the_mcp_specification(sqlite_url: str) -> N
     assert (exit_code, rest) == (0, None)
     with Cairnloop(sqlite_url) as app:
         assert app.count_by_status() == {}
+
+
+def test_the_documented_agent_example_works_over_stdio(tmp_path: Path) -> None:
+    _upgraded(f"sqlite:///{tmp_path / 'cairnloop.db'}")
+    example = Path(__file__).parents[1] / "docs" / "examples" / "mcp_agent.py"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(CAIRNLOOP).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    env.pop("CAIRNLOOP_DATABASE_URL", None)
+    env.pop("CAIRNLOOP_MCP_URL", None)
+
+    def agent(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(example), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_SECONDS,
+            check=False,
+        )
+
+    tools = agent("tools")
+    note = agent("note", "c-1", "Checked by the example.")
+
+    assert (tools.returncode, tools.stdout) == (
+        0,
+        "internal_note: Add internal note [low_write, requires_approval]\n"
+        "cairnloop_proposal_status: Proposal status [read_only, auto]\n",
+    )
+    assert note.returncode == 0
+    assert note.stdout.startswith(
+        "Proposal 1 is waiting for an operator's approval; nothing has run yet."
+    )

@@ -170,6 +170,17 @@ class ToolCalls:
             step = self.app.run_once()
             proposal = self.app.get(proposal.id)
             if time.monotonic() >= deadline:
+                logger.info(
+                    "Proposal %s is still %s after %gs; the call answers with its "
+                    "status",
+                    proposal.id,
+                    proposal.status.value,
+                    self.auto_run_seconds,
+                    extra={
+                        "event": "mcp_auto_run_unsettled",
+                        "proposal_id": proposal.id,
+                    },
+                )
                 break
             if step is None:
                 # Another worker holds it; wait for that worker's outcome.

@@ -127,7 +127,8 @@ async def _readable_call_params(
     ctx: ServerRequestContext[Any, Any], call_next: CallNext
 ) -> HandlerResult:
     # The SDK answers malformed tools/call params with a bare "Invalid request
-    # parameters"; say which part is wrong before it gets there.
+    # parameters"; say which part is wrong before it gets there. The SDK marks
+    # server middleware provisional in 2.x, so a minor release may change it.
     if ctx.method == "tools/call" and ctx.request_id is not None:
         problem = _call_params_problem(ctx.params)
         if problem is not None:
