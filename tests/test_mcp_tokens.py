@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -144,8 +145,9 @@ def test_issue_refuses_bad_values_and_leaves_the_table_unchanged(
 
 
 def test_revoking_twice_is_harmless_and_an_unknown_name_is_refused(
-    store: TokenStore,
+    store: TokenStore, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="cairnloop_core.mcp.tokens")
     store.issue("bot", actor=Actor("bot", "agent"))
 
     first, first_changed = store.revoke("bot")
@@ -153,6 +155,10 @@ def test_revoking_twice_is_harmless_and_an_unknown_name_is_refused(
     with pytest.raises(TokenNotFound) as unknown:
         store.revoke("ghost")
 
+    assert [(r.event, r.getMessage()) for r in caplog.records] == [
+        ("mcp_token_issued", "Issued MCP token 'bot' for agent:bot"),
+        ("mcp_token_revoked", "Revoked MCP token 'bot'"),
+    ]
     assert (first_changed, again_changed) == (True, False)
     assert first.revoked_at == again.revoked_at is not None
     assert str(unknown.value) == (

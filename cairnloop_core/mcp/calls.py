@@ -169,7 +169,8 @@ class ToolCalls:
                 break
             step = self.app.run_once()
             proposal = self.app.get(proposal.id)
-            if time.monotonic() >= deadline:
+            unsettled = proposal.status in (S.APPROVED, S.RUNNING)
+            if unsettled and time.monotonic() >= deadline:
                 logger.info(
                     "Proposal %s is still %s after %gs; the call answers with its "
                     "status",

@@ -148,9 +148,12 @@ class TokenStore:
             raise InvalidArgument(
                 "actor_kind", "a token acts as an agent or an operator, never as system"
             )
-        if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
+        if isinstance(scopes, str):
             raise InvalidArgument("scopes", "must be a list of scope strings")
-        granted = sorted({s.strip() for s in scopes if s.strip()})
+        given = list(scopes)
+        if not all(isinstance(s, str) for s in given):
+            raise InvalidArgument("scopes", "must be a list of scope strings")
+        granted = sorted({s.strip() for s in given if s.strip()})
         now = utcnow()
         if expires_at is not None:
             if not isinstance(expires_at, dt.datetime) or expires_at.tzinfo is None:
