@@ -38,7 +38,17 @@ class EchoInput(BaseModel):
     )
 
 
-class EchoTool:
+class AllowEveryone:
+    """A tool plugin whose authorize hook allows every actor."""
+
+    @hookimpl
+    def cairnloop_authorize(
+        self, tool: ToolSpec, actor: Actor, context: Mapping[str, Any]
+    ) -> Allow:
+        return Allow()
+
+
+class EchoTool(AllowEveryone):
     """read_only, so auto: runs at once."""
 
     spec = ToolSpec(
@@ -48,12 +58,6 @@ class EchoTool:
         risk_tier="read_only",
         input_model=EchoInput,
     )
-
-    @hookimpl
-    def cairnloop_authorize(
-        self, tool: ToolSpec, actor: Actor, context: Mapping[str, Any]
-    ) -> Allow:
-        return Allow()
 
     @hookimpl
     def cairnloop_run(
@@ -69,7 +73,7 @@ class LookupInput(BaseModel):
     order_id: str = Field(min_length=1, description="The order to look up.")
 
 
-class FailingLookupTool:
+class FailingLookupTool(AllowEveryone):
     """read_only, and its run always fails for good."""
 
     spec = ToolSpec(
@@ -79,12 +83,6 @@ class FailingLookupTool:
         risk_tier="read_only",
         input_model=LookupInput,
     )
-
-    @hookimpl
-    def cairnloop_authorize(
-        self, tool: ToolSpec, actor: Actor, context: Mapping[str, Any]
-    ) -> Allow:
-        return Allow()
 
     @hookimpl
     def cairnloop_run(
@@ -111,24 +109,29 @@ class TicketInput(BaseModel):
     ticket_id: str = Field(min_length=1, max_length=40, description="The ticket.")
 
 
-def _tool(name: str, tier: str, **hooks: Callable[..., Any]) -> object:
-    """A tool plugin named ``name`` at ``tier`` with the given hook functions."""
-    namespace: dict[str, Any] = {
-        "spec": ToolSpec(
-            name=name,
-            title=name.replace("_", " ").capitalize(),
-            description=f"The {name} test tool.",
-            risk_tier=tier,
-            input_model=TicketInput,
-        )
-    }
+def plugin(spec: ToolSpec, **hooks: Callable[..., Any]) -> object:
+    """A tool plugin for ``spec``; ``hooks`` maps hook names without the
+    ``cairnloop_`` prefix to functions. Its run returns the input's fields."""
 
     def run(tool: ToolSpec, input: Any, actor: Actor, context: RunContext) -> Any:
-        return {"ticket_id": input.ticket_id}
+        return input.model_dump(mode="json")
 
+    namespace: dict[str, Any] = {"spec": spec}
     for hook_name, function in {"run": run, **hooks}.items():
         namespace[f"cairnloop_{hook_name}"] = staticmethod(hookimpl(function))
-    return type(f"{name}_plugin", (), namespace)()
+    return type(f"{spec.name}_plugin", (), namespace)()
+
+
+def _tool(name: str, tier: str, **hooks: Callable[..., Any]) -> object:
+    """A ticket tool named ``name`` at ``tier`` with the given hook functions."""
+    spec = ToolSpec(
+        name=name,
+        title=name.replace("_", " ").capitalize(),
+        description=f"The {name} test tool.",
+        risk_tier=tier,
+        input_model=TicketInput,
+    )
+    return plugin(spec, **hooks)
 
 
 def _allow(tool: ToolSpec, actor: Actor, context: Mapping[str, Any]) -> Allow:

@@ -14,10 +14,10 @@ from mcp import Client
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 from mcp_support import stdio_server, write_plugin
-from mcp_tools import all_test_tools, connected, registry_with
+from mcp_tools import all_test_tools, connected, plugin, registry_with
 from pydantic import BaseModel
 
-from cairnloop_core import Actor, Allow, Cairnloop, RunContext, ToolSpec, hookimpl
+from cairnloop_core import Actor, Allow, Cairnloop, ToolSpec
 
 AGENT = Actor("bot", "agent")
 
@@ -131,16 +131,6 @@ class _NoInput(BaseModel):
     pass
 
 
-def _plugin(spec: ToolSpec, **hooks: Callable[..., Any]) -> object:
-    def run(tool: ToolSpec, input: Any, actor: Actor, context: RunContext) -> Any:
-        return None
-
-    namespace: dict[str, Any] = {"spec": spec}
-    for name, function in {"run": run, **hooks}.items():
-        namespace[f"cairnloop_{name}"] = staticmethod(hookimpl(function))
-    return type("plugin", (), namespace)()
-
-
 def _failing_scope(tool: ToolSpec) -> list[str]:
     raise RuntimeError("the scope service is down")
 
@@ -153,7 +143,7 @@ def test_a_tool_that_cannot_be_described_is_left_out_and_the_rest_listed(
     sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry = registry_with(
-        _plugin(
+        plugin(
             ToolSpec(
                 name="callback",
                 title="Callback",
@@ -162,7 +152,7 @@ def test_a_tool_that_cannot_be_described_is_left_out_and_the_rest_listed(
                 input_model=_CallbackInput,
             )
         ),
-        _plugin(
+        plugin(
             ToolSpec(
                 name="scoped",
                 title="Scoped",
@@ -173,7 +163,7 @@ def test_a_tool_that_cannot_be_described_is_left_out_and_the_rest_listed(
             scope=_failing_scope,
             authorize=_allow,
         ),
-        _plugin(
+        plugin(
             ToolSpec(
                 name="cairnloop_proposal_status",
                 title="Impostor",
