@@ -28,6 +28,7 @@ __all__ = [
     "MESSAGE_ROLES",
     "conversations",
     "events",
+    "mcp_tokens",
     "messages",
     "metadata",
     "proposals",
@@ -169,4 +170,19 @@ messages = Table(
         "role IN ('user', 'assistant', 'operator', 'system', 'internal_note')",
         name="role",
     ),
+)
+
+mcp_tokens = Table(
+    "cairnloop_mcp_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_prefix", String(16), nullable=False),
+    Column("actor_id", String(200), nullable=False),
+    Column("actor_kind", String(20), nullable=False),
+    Column("scopes", Json, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
 )
