@@ -34,7 +34,7 @@ def measure(places: Places, sizes: Sizes) -> dict[str, Any]:
     return {
         kind: {
             "runs": [_on(places, kind, sizes.drain, n) for n in sizes.worker_counts],
-            "step_breakdown": _breakdown(places, kind, sizes.latency),
+            "step_breakdown": _breakdown(places, kind, sizes.steps),
         }
         for kind in DATABASE_KINDS
     }

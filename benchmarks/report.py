@@ -19,6 +19,7 @@ __all__ = [
     "complete",
     "render",
     "render_tables",
+    "write_docs",
     "write_json",
 ]
 
@@ -123,6 +124,10 @@ def _cold_start_ratios(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
+
+
 def _verdict(measured: bool, met: bool) -> str:
     if not measured:
         return "not measured"
@@ -164,8 +169,9 @@ def _targets(
             "target": "Executor throughput at least 2x Procrastinate's on the "
             "same PostgreSQL",
             "figure": "; ".join(
-                f"{p['cairnloop_processes']} process(es) vs Procrastinate "
-                f"{p['procrastinate_processes']}x{p['procrastinate_concurrency']}: "
+                f"Cairnloop {_processes(p['cairnloop_processes'])} vs "
+                f"Procrastinate {_processes(p['procrastinate_processes'])} x "
+                f"concurrency {p['procrastinate_concurrency']}: "
                 f"{_num(p['ratio'])}x ({_num(p['cairnloop_per_second'])}/s vs "
                 f"{_num(p['procrastinate_per_second'])}/s)"
                 for p in pairs
@@ -216,6 +222,12 @@ def _targets(
 # -- files ---------------------------------------------------------------------------
 
 
+def write_docs(document: dict[str, Any], path: Path = DOCS) -> None:
+    """Render ``document`` into the Markdown page at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(document))
+
+
 def write_json(document: dict[str, Any], path: Path) -> None:
     """Write ``document`` to ``path`` through a temporary file, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +249,8 @@ def _num(value: Any) -> str:
     if isinstance(value, Percent):
         return f"{value * 100:.2g}%"
     if isinstance(value, float):
+        if value.is_integer():
+            return f"{int(value):,}"
         if abs(value) >= 100:
             return f"{value:,.0f}"
         if abs(value) >= 10:
@@ -584,7 +598,7 @@ def main() -> int:
         )
         return 2
     document = json.loads(LATEST.read_text())
-    DOCS.write_text(render(document))
+    write_docs(document)
     print(f"Wrote {DOCS}", file=sys.stderr)
     return 0
 

@@ -128,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if output is not None:
         report.write_json(document, output)
         print(f"Wrote {output}", file=sys.stderr)
-    markdown = report.render(document)
     if full:
-        report.DOCS.write_text(markdown)
+        report.write_docs(document)
         print(f"Wrote {report.DOCS}", file=sys.stderr)
     else:
         print(report.render_tables(document))

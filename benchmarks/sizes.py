@@ -15,6 +15,7 @@ class Sizes:
     propose: int
     drain: int
     latency: int
+    steps: int
     transactions: int
     raw_inserts: int
     peer_jobs: int
@@ -30,6 +31,7 @@ FULL = Sizes(
     propose=1000,
     drain=1000,
     latency=100,
+    steps=100,
     transactions=20,
     raw_inserts=3000,
     peer_jobs=1000,
@@ -41,6 +43,7 @@ QUICK = Sizes(
     propose=100,
     drain=100,
     latency=10,
+    steps=10,
     transactions=5,
     raw_inserts=300,
     peer_jobs=100,
