@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from benchmarks.places import DATABASE_KINDS, Places
+from benchmarks.places import DATABASE_KINDS, CheckFailed, Places
 from benchmarks.processes import child_command, run_together
 from benchmarks.sizes import Sizes
 from benchmarks.timing import rate
@@ -111,7 +111,7 @@ def _on(places: Places, kind: str, count: int, processes: int) -> dict[str, Any]
             app.close()
 
     if statuses != {"succeeded": count} or notes != count:
-        raise RuntimeError(
+        raise CheckFailed(
             f"draining {count} proposals left {statuses} and {notes} notes"
         )
     result = {

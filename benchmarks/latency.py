@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from benchmarks.places import Places
+from benchmarks.places import CheckFailed, Places
 from benchmarks.sizes import Sizes
 from benchmarks.timing import latency_summary
 from benchmarks.workload import OPERATOR, open_app, propose_notes
@@ -112,7 +112,7 @@ def _on(places: Places, kind: str, wake: str, sizes: Sizes) -> dict[str, Any]:
             app.close()
 
     if statuses != {"succeeded": len(ids)}:
-        raise RuntimeError(f"latency run left {statuses}")
+        raise CheckFailed(f"latency run left {statuses}")
     approve = latency_summary(approvals)
     result = {
         "wake": wake,
@@ -149,7 +149,7 @@ def _approve_each(
             app.approve(proposal_id, actor=OPERATOR)
             approved = time.perf_counter()
             if not watch.wait():
-                raise RuntimeError(
+                raise CheckFailed(
                     f"proposal {proposal_id} did not succeed within "
                     f"{SUCCESS_TIMEOUT_SECONDS:g} s of its approval"
                 )

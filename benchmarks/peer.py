@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from benchmarks.child import PEER_TASK
-from benchmarks.places import BenchError, Places, Postgres
+from benchmarks.places import BenchError, CheckFailed, Places, Postgres
 from benchmarks.processes import child_command, run_together
 from benchmarks.sizes import Sizes
 from benchmarks.timing import rate
@@ -80,7 +80,7 @@ def _on(
             ).fetchall()
         )
     if statuses != {"succeeded": count}:
-        raise RuntimeError(f"Procrastinate left its {count} jobs as {statuses}")
+        raise CheckFailed(f"Procrastinate left its {count} jobs as {statuses}")
     result = {
         "processes": processes,
         "concurrency": concurrency,

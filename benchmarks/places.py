@@ -21,6 +21,7 @@ __all__ = [
     "DATABASE_KINDS",
     "POSTGRES_URL_ENV",
     "BenchError",
+    "CheckFailed",
     "Places",
     "Postgres",
     "flush_statistics",
@@ -39,6 +40,10 @@ BACKENDS_GONE_SECONDS = 30.0
 
 class BenchError(Exception):
     """The benchmarks cannot run; the message says why and what to do."""
+
+
+class CheckFailed(Exception):
+    """A measurement's result failed its check, so its figures are not kept."""
 
 
 def flush_statistics(connection: Any) -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,8 @@ def child_command(*arguments: str) -> list[str]:
 def run_together(commands: list[list[str]]) -> TogetherResult:
     """Start every command, release them at once, and time them to the last.
 
-    Raises ``BenchError`` with the child's own error when one fails.
+    Raises ``BenchError`` with the child's own error when one fails or is
+    still running after ``FINISH_TIMEOUT_SECONDS``.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -68,6 +70,16 @@ def run_together(commands: list[list[str]]) -> TogetherResult:
             )
             stack.callback(_reap, process)
             children.append((process, errors))
+
+        # A process that hangs is killed, so its silence ends the run with
+        # its error output instead of blocking it for good.
+        watchdog = threading.Timer(
+            FINISH_TIMEOUT_SECONDS, _kill_all, [p for p, _ in children]
+        )
+        watchdog.daemon = True
+        watchdog.start()
+        stack.callback(watchdog.cancel)
+
         for process, errors in children:
             _expect_line(process, errors, READY)
 
@@ -87,6 +99,12 @@ def _describe(process: subprocess.Popen[str]) -> str:
     return str(arguments)
 
 
+def _kill_all(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+
+
 def _reap(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.kill()
@@ -100,7 +118,8 @@ def _expect_line(process: subprocess.Popen[str], errors: IO[str], wanted: str) -
         return line
     process.wait(timeout=30)
     errors.seek(0)
-    tail = errors.read().strip().splitlines()[-5:]
+    # The last line of a traceback is the error itself.
+    tail = errors.read().strip().splitlines()[-1:]
     raise BenchError(
         f"worker process {_describe(process)!r} exited with "
         f"{process.returncode} instead of reporting {wanted!r}: "

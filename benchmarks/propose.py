@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from benchmarks.places import DATABASE_KINDS, Places
+from benchmarks.places import DATABASE_KINDS, CheckFailed, Places
 from benchmarks.sizes import Sizes
 from benchmarks.timing import latency_summary, rate
 from benchmarks.workload import AGENT, TOOL, note_input, open_app, propose_notes
@@ -43,7 +43,7 @@ def _on(places: Places, kind: str, sizes: Sizes) -> dict[str, Any]:
 
     expected = sizes.propose + sizes.warmup
     if pending != expected:
-        raise RuntimeError(f"expected {expected} pending proposals, found {pending}")
+        raise CheckFailed(f"expected {expected} pending proposals, found {pending}")
     result = {
         "count": sizes.propose,
         "seconds": round(elapsed, 3),

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks.places import Places
+from benchmarks.places import CheckFailed, Places
 from benchmarks.sizes import Sizes
 from benchmarks.timing import rate
 from cairnloop_core.database import SQLITE_BUSY_TIMEOUT_MS
@@ -81,7 +81,7 @@ def _sqlite(places: Places, sizes: Sizes) -> dict[str, Any]:
             path.with_name(path.name + suffix).unlink(missing_ok=True)
 
     if rows != sizes.raw_inserts + sizes.warmup:
-        raise RuntimeError(f"expected {sizes.raw_inserts} raw rows, found {rows}")
+        raise CheckFailed(f"expected {sizes.raw_inserts} raw rows, found {rows}")
     return _figures(sizes.raw_inserts, 1, elapsed)
 
 
@@ -121,7 +121,7 @@ def _postgres(places: Places, sizes: Sizes, connections: int) -> dict[str, Any]:
 
     expected = (share + sizes.warmup) * connections
     if rows != expected:
-        raise RuntimeError(f"expected {expected} raw rows, found {rows}")
+        raise CheckFailed(f"expected {expected} raw rows, found {rows}")
     return _figures(share * connections, connections, elapsed)
 
 

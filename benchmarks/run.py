@@ -29,7 +29,7 @@ from benchmarks import (
     transactions,
 )
 from benchmarks.machine import describe_machine, load_average
-from benchmarks.places import BenchError, Places, Postgres
+from benchmarks.places import BenchError, CheckFailed, Places, Postgres
 from benchmarks.sizes import FULL, QUICK, Sizes
 
 __all__ = ["MEASUREMENTS", "main"]
@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
+    except CheckFailed as exc:
+        print(f"Error: a check failed, so nothing was written: {exc}", file=sys.stderr)
+        return 1
 
     output = arguments.output or (report.LATEST if full else None)
     if output is not None:

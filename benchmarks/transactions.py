@@ -25,7 +25,13 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, event
 
-from benchmarks.places import BenchError, Places, Postgres, flush_statistics
+from benchmarks.places import (
+    BenchError,
+    CheckFailed,
+    Places,
+    Postgres,
+    flush_statistics,
+)
 from benchmarks.sizes import Sizes
 from benchmarks.workload import approve_all, open_app, propose_notes
 from cairnloop_core import Cairnloop
@@ -114,14 +120,14 @@ def _stages(app: Cairnloop, count: int, counted: Window) -> dict[str, Any]:
     with counted() as totals["execute"]:
         outcomes = [app.run_once() for _ in ids]
     if [o.status if o else None for o in outcomes] != ["succeeded"] * count:
-        raise RuntimeError(f"executing {count} approved notes gave {outcomes}")
+        raise CheckFailed(f"executing {count} approved notes gave {outcomes}")
 
     looped = propose_notes(app, count)
     approve_all(app, looped)
     with counted() as totals["worker_once_loop"]:
         handled = Worker(app).run(once=True)
     if handled != count:
-        raise RuntimeError(f"the worker loop handled {handled} of {count} notes")
+        raise CheckFailed(f"the worker loop handled {handled} of {count} notes")
 
     stages = {name: _per_action(total, count) for name, total in totals.items()}
     total = sum(stages[name]["per_action"] for name in ("propose", "decide", "execute"))
