@@ -14,6 +14,7 @@ from benchmarks.processes import child_command, run_together
 from benchmarks.sizes import Sizes
 from benchmarks.timing import rate
 from benchmarks.workload import CONVERSATION, approve_all, open_app, propose_notes
+from cairnloop_core.worker import Worker
 
 __all__ = ["measure"]
 
@@ -59,7 +60,8 @@ class StatementClock:
 
 
 def _breakdown(places: Places, kind: str, count: int) -> dict[str, Any]:
-    """Time ``count`` executor steps, split into statements and the rest.
+    """Time ``count`` executor steps, split into statements and the rest, then
+    ``count`` proposals drained through the ``worker --once`` loop.
 
     Time "in statements" runs from handing a statement to the driver to
     getting its result back; commits are outside it, as are building the
@@ -68,8 +70,7 @@ def _breakdown(places: Places, kind: str, count: int) -> dict[str, Any]:
     with places.fresh_database(kind, "breakdown") as url:
         app = open_app(url)
         try:
-            ids = propose_notes(app, count + WARMUP_STEPS)
-            approve_all(app, ids)
+            approve_all(app, propose_notes(app, count + WARMUP_STEPS))
             for _ in range(WARMUP_STEPS):
                 app.run_once()
             clock = StatementClock(app.engine)
@@ -77,17 +78,28 @@ def _breakdown(places: Places, kind: str, count: int) -> dict[str, Any]:
             for _ in range(count):
                 app.run_once()
             elapsed = time.perf_counter() - started
+            stepped = (clock.statements, clock.seconds)
+
+            approve_all(app, propose_notes(app, count))
+            before_loop = clock.statements
+            started = time.perf_counter()
+            handled = Worker(app).run(once=True)
+            looped = time.perf_counter() - started
+            loop_statements = clock.statements - before_loop
         finally:
             app.close()
+    if handled != count:
+        raise CheckFailed(f"the worker loop handled {handled} of {count} notes")
+    statements, seconds = stepped
     return {
         "steps": count,
         "ms_per_step": round(elapsed / count * 1000, 3),
-        "statements_per_step": round(clock.statements / count, 2),
-        "ms_in_statements_per_step": round(clock.seconds / count * 1000, 3),
-        "ms_per_statement": round(clock.seconds / max(clock.statements, 1) * 1000, 3),
-        "ms_outside_statements_per_step": round(
-            (elapsed - clock.seconds) / count * 1000, 3
-        ),
+        "statements_per_step": round(statements / count, 2),
+        "ms_in_statements_per_step": round(seconds / count * 1000, 3),
+        "ms_per_statement": round(seconds / max(statements, 1) * 1000, 3),
+        "ms_outside_statements_per_step": round((elapsed - seconds) / count * 1000, 3),
+        "worker_loop_ms_per_proposal": round(looped / count * 1000, 3),
+        "worker_loop_statements_per_proposal": round(loop_statements / count, 2),
     }
 
 

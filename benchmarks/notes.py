@@ -193,6 +193,15 @@ def _peer_note(document: dict[str, Any]) -> str:
             "hashing the input again for the re-check, calling the plugin's hooks, "
             f"and the commit. The statements are {STEP_STATEMENTS}. "
         )
+        looped = step.get("worker_loop_ms_per_proposal")
+        if looped:
+            text += (
+                "Through the `worker --once` loop, as in the drain, a proposal took "
+                f"{_fmt(looped)} ms and "
+                f"{_fmt(step['worker_loop_statements_per_proposal'])} statements, "
+                "the loop's expiry sweep before every claim included (see the "
+                "worker loop below). "
+            )
     text += (
         "A Procrastinate job costs two calls of its stored functions (fetch, then "
         "finish) and runs nothing. "

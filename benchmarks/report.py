@@ -325,6 +325,8 @@ def _drain_section(document: dict[str, Any]) -> str:
                 step["ms_in_statements_per_step"],
                 step["ms_per_statement"],
                 step["ms_outside_statements_per_step"],
+                step.get("worker_loop_ms_per_proposal"),
+                step.get("worker_loop_statements_per_proposal"),
             ]
         )
         for run in measured["runs"]:
@@ -365,6 +367,8 @@ def _drain_section(document: dict[str, Any]) -> str:
                     "ms in statements",
                     "ms per statement",
                     "ms outside statements",
+                    "ms per proposal through the `worker --once` loop",
+                    "its statements",
                 ],
                 steps,
             )
