@@ -209,10 +209,10 @@ def _peer_note(document: dict[str, Any]) -> str:
     by_processes = {run["processes"]: run["per_second"] for run in runs}
     if 1 in by_processes and 4 in by_processes and by_processes[1]:
         text += (
-            "Four Cairnloop worker processes drained "
-            f"{_fmt(by_processes[4] / by_processes[1])} times as fast as one "
-            f"on this {document['machine'].get('cores')}-core machine, where "
-            "they share the processors with PostgreSQL."
+            f"Four Cairnloop worker processes drained {_fmt(by_processes[4])} "
+            f"proposals/s against {_fmt(by_processes[1])} for one, on a "
+            f"{document['machine'].get('cores')}-core machine they share with "
+            "PostgreSQL."
         )
     return text
 
