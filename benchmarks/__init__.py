@@ -1,0 +1,1 @@
+"""Cairnloop's performance suite, run by ``python -m benchmarks.run``."""
