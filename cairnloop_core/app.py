@@ -19,7 +19,13 @@ from cairnloop_core.database import (
 from cairnloop_core.errors import InvalidArgument, ProposalNotFound
 from cairnloop_core.executor import Executor, RunOutcome
 from cairnloop_core.governance import Governance
-from cairnloop_core.proposals import Event, Proposal, ProposalStatus, ProposeResult
+from cairnloop_core.proposals import (
+    Event,
+    Proposal,
+    ProposalStatus,
+    ProposeResult,
+    check_proposal_id,
+)
 from cairnloop_core.registry import Registry
 from cairnloop_core.schema import conversations, events, messages, proposals, utcnow
 from cairnloop_core.settings import Settings
@@ -129,8 +135,7 @@ class Cairnloop:
 
     def get(self, proposal_id: int) -> Proposal:
         """The proposal with this id; raises ``ProposalNotFound``."""
-        if isinstance(proposal_id, bool) or not isinstance(proposal_id, int):
-            raise InvalidArgument("proposal_id", "must be a whole number")
+        proposal_id = check_proposal_id(proposal_id)
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(proposals).where(proposals.c.id == proposal_id)
