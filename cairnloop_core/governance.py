@@ -311,6 +311,7 @@ class Governance:
             "due_at": due_at,
             "expires_at": now + ttl,
             "decided_by": SYSTEM.id if status is S.APPROVED else None,
+            "created_at": now,
         }
         try:
             with self.engine.begin() as connection:
@@ -530,7 +531,10 @@ class Governance:
         Returns how many proposals changed. Safe to run from any number of
         workers at once: each change is a compare-and-set.
         """
-        now = now or utcnow()
+        if now is None:
+            now = utcnow()
+        elif not isinstance(now, dt.datetime) or now.tzinfo is None:
+            raise InvalidArgument("now", "must be a timezone-aware date and time")
         changed = 0
         after = 0
         while True:
