@@ -165,7 +165,8 @@ def _head_problems(pid: int, head: _Head) -> list[AuditProblem]:
                 pid,
                 None,
                 f"its status is {head.status} but its last event left it "
-                f"{head.tail_status}; the row was changed outside Cairnloop",
+                f"{head.tail_status}; the row or its events were changed "
+                "outside Cairnloop",
             )
         )
     if not head.input_matches:

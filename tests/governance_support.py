@@ -128,7 +128,7 @@ def run_cli_many(
         return [future.result() for future in futures]
 
 
-def tamper(database_url: str, *statements: str) -> None:
+def tamper(database_url: str, *statements: str | tuple[str, dict[str, Any]]) -> None:
     """Change rows the way an attacker with database access would.
 
     The append-only triggers are switched off first: on PostgreSQL for this
@@ -142,5 +142,6 @@ def tamper(database_url: str, *statements: str) -> None:
             for trigger in SQLITE_TRIGGERS:
                 connection.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
         for statement in statements:
-            connection.execute(text(statement))
+            sql, params = statement if isinstance(statement, tuple) else (statement, {})
+            connection.execute(text(sql), params)
     engine.dispose()
