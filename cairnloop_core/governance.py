@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "cairnloop_work"
 MAX_KEY_LENGTH = 200
+MAX_SCOPE_LENGTH = 200
 EXPIRY_BATCH = 500
 S = ProposalStatus
 
@@ -70,6 +71,8 @@ def _check_json(field: str, value: Any) -> dict[str, Any]:
         raise InvalidArgument(
             field, "must hold only JSON values (no NaN, infinity or other objects)"
         ) from None
+    except RecursionError:
+        raise InvalidArgument(field, "is nested too deeply") from None
     return dict(value)
 
 
@@ -89,9 +92,17 @@ def _unstorable_fields(data: Mapping[str, Any]) -> list[dict[str, str]]:
 def _check_scopes(scopes: Iterable[str] | None) -> list[str]:
     if scopes is None:
         return []
-    if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
+    if isinstance(scopes, str | bytes) or not isinstance(scopes, Iterable):
         raise InvalidArgument("scopes", "must be a list of scope strings")
-    return sorted(set(scopes))
+    given = list(scopes)
+    for scope in given:
+        if not isinstance(scope, str) or not scope.strip():
+            raise InvalidArgument("scopes", "each scope must be non-blank text")
+        if len(scope) > MAX_SCOPE_LENGTH:
+            raise InvalidArgument(
+                "scopes", f"each scope must be at most {MAX_SCOPE_LENGTH} characters"
+            )
+    return sorted(set(given))
 
 
 def _as_actor(value: Actor | str, field: str = "actor") -> Actor:

@@ -41,6 +41,29 @@ actor_option = click.option(
 )
 
 
+class WholeNumber(click.ParamType):
+    """A whole number within bounds, refused in plain words otherwise."""
+
+    name = "number"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low
+        self.high = high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or not self.low <= number <= self.high:
+            self.fail(
+                f"{value!r} is not a whole number from {self.low} to {self.high}",
+                param,
+                ctx,
+            )
+        return number
+
+
 class ProposalIdType(click.ParamType):
     """A proposal id: a positive whole number, refused readably otherwise."""
 
@@ -75,6 +98,11 @@ def _load_json(text: str, source: str) -> Any:
             f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
             param_hint=source,
         ) from None
+    except (ValueError, RecursionError) as exc:
+        # Numbers too long to convert, or arrays nested past the parser's depth.
+        raise click.BadParameter(
+            f"is not usable JSON ({type(exc).__name__})", param_hint=source
+        ) from None
 
 
 def _read_input(input_text: str | None, input_file: str | None) -> Any:
@@ -88,11 +116,17 @@ def _read_input(input_text: str | None, input_file: str | None) -> Any:
         assert input_file is not None
         try:
             text = (
-                sys.stdin.read() if input_file == "-" else Path(input_file).read_text()
+                sys.stdin.read()
+                if input_file == "-"
+                else Path(input_file).read_text(encoding="utf-8")
             )
         except OSError as exc:
             raise click.BadParameter(
                 f"cannot be read ({exc.strerror})", param_hint="--input-file"
+            ) from None
+        except UnicodeDecodeError:
+            raise click.BadParameter(
+                "cannot be read (it is not UTF-8 text)", param_hint="--input-file"
             ) from None
         data = _load_json(text, "--input-file")
     if not isinstance(data, dict):
@@ -216,7 +250,13 @@ def _refusal_line(result: Any) -> str:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=WholeNumber(1, 1000),
+    default=100,
+    show_default=True,
+    help="Show at most this many.",
+)
 @json_option
 @click.pass_obj
 def inbox(state: State, limit: int, as_json: bool) -> None:
