@@ -40,6 +40,10 @@ def trail(app: Cairnloop) -> Iterator[Cairnloop]:
     yield app
 
 
+def _problems(app: Cairnloop) -> list[str]:
+    return [str(problem) for problem in app.verify_audit()[1]]
+
+
 def _verify(database_url: str, *options: str) -> tuple[int, str, str]:
     result = run_cli(database_url, "audit", "verify", *options)
     return result.code, result.stdout, result.stderr
@@ -140,7 +144,7 @@ def test_audit_verify_names_the_proposal_and_event_whose_reason_was_edited(
     )
 
 
-def test_audit_verify_finds_an_event_rewritten_with_a_fresh_hash(
+def test_verification_finds_an_event_rewritten_with_a_fresh_hash(
     trail: Cairnloop, database_url: str
 ) -> None:
     with trail.engine.connect() as connection:
@@ -162,11 +166,9 @@ def test_audit_verify_finds_an_event_rewritten_with_a_fresh_hash(
         ),
     )
 
-    assert _verify(database_url) == (
-        1,
-        "TAMPERED: proposal 1, event 3: does not link to the event before it\n",
-        BROKEN.format(n=1, m=4),
-    )
+    assert _problems(trail) == [
+        "proposal 1, event 3: does not link to the event before it",
+    ]
 
 
 def test_audit_verify_names_a_deleted_event(
@@ -184,41 +186,37 @@ def test_audit_verify_names_a_deleted_event(
     )
 
 
-def test_audit_verify_finds_the_last_event_deleted(
+def test_verification_finds_the_last_event_deleted(
     trail: Cairnloop, database_url: str
 ) -> None:
     tamper(
         database_url, "DELETE FROM cairnloop_events WHERE proposal_id = 1 AND seq = 3"
     )
 
-    assert _verify(database_url) == (
-        1,
-        "TAMPERED: proposal 1, its event list: the proposal records 3 events but "
-        "2 chain up to its last hash; events were deleted or replaced\n"
-        "TAMPERED: proposal 1, its event list: its status is succeeded but its "
-        "last event left it approved; the row or its events were changed "
-        "outside Cairnloop\n",
-        BROKEN.format(n=2, m=3),
-    )
+    assert _problems(trail) == [
+        "proposal 1, its event list: the proposal records 3 events but "
+        "2 chain up to its last hash; events were deleted or replaced",
+        "proposal 1, its event list: its status is succeeded but its "
+        "last event left it approved; the row or its events were "
+        "changed outside Cairnloop",
+    ]
 
 
-def test_audit_verify_finds_a_status_changed_without_an_event(
+def test_verification_finds_a_status_changed_without_an_event(
     trail: Cairnloop, database_url: str
 ) -> None:
     tamper(
         database_url, "UPDATE cairnloop_proposals SET status = 'approved' WHERE id = 2"
     )
 
-    assert _verify(database_url) == (
-        1,
-        "TAMPERED: proposal 2, its event list: its status is approved but its "
-        "last event left it pending; the row or its events were changed "
-        "outside Cairnloop\n",
-        BROKEN.format(n=1, m=4),
-    )
+    assert _problems(trail) == [
+        "proposal 2, its event list: its status is approved but its "
+        "last event left it pending; the row or its events were changed"
+        " outside Cairnloop",
+    ]
 
 
-def test_audit_verify_finds_an_input_swapped_after_it_was_proposed(
+def test_verification_finds_an_input_swapped_after_it_was_proposed(
     trail: Cairnloop, database_url: str
 ) -> None:
     evil = json.dumps({"conversation_id": "c-1", "content": "Refund 10,000."})
@@ -227,15 +225,13 @@ def test_audit_verify_finds_an_input_swapped_after_it_was_proposed(
         ("UPDATE cairnloop_proposals SET input = :input WHERE id = 2", {"input": evil}),
     )
 
-    assert _verify(database_url) == (
-        1,
-        "TAMPERED: proposal 2, its event list: its input no longer matches its "
-        "input hash; the input was changed after it was proposed\n",
-        BROKEN.format(n=1, m=4),
-    )
+    assert _problems(trail) == [
+        "proposal 2, its event list: its input no longer matches its "
+        "input hash; the input was changed after it was proposed",
+    ]
 
 
-def test_audit_verify_finds_an_input_swapped_together_with_its_hash(
+def test_verification_finds_an_input_swapped_together_with_its_hash(
     trail: Cairnloop, database_url: str
 ) -> None:
     from cairnloop_core.inputs import hash_input
@@ -250,12 +246,9 @@ def test_audit_verify_finds_an_input_swapped_together_with_its_hash(
         ),
     )
 
-    assert _verify(database_url) == (
-        1,
-        "TAMPERED: proposal 2, event 1: records another input hash than the "
-        "proposal row holds\n",
-        BROKEN.format(n=1, m=4),
-    )
+    assert _problems(trail) == [
+        "proposal 2, event 1: records another input hash than the proposal row holds",
+    ]
 
 
 def test_audit_verify_json_lists_each_problem(
@@ -275,12 +268,3 @@ def test_audit_verify_json_lists_each_problem(
         ],
     }
     assert stderr == BROKEN.format(n=2, m=4)
-
-
-def test_audit_verify_json_of_an_intact_trail(
-    trail: Cairnloop, database_url: str
-) -> None:
-    code, stdout, stderr = _verify(database_url, "--json")
-
-    assert (code, stderr) == (0, "")
-    assert json.loads(stdout) == {"events_checked": 4, "ok": True, "problems": []}
