@@ -270,7 +270,7 @@ def inbox(state: State, limit: int, as_json: bool) -> None:
         return
     for p in waiting:
         click.echo(
-            f"#{p.id:<6} {p.status.value:<9} {p.tool:<20} by {p.actor}  "
+            f"#{p.id:<6} {p.status.value:<9} {p.tool:<20} {p.actor!s:<24} "
             f"expires {p.expires_at:%Y-%m-%d %H:%M}Z"
         )
         if p.preview:
