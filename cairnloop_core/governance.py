@@ -478,7 +478,7 @@ class Governance:
             proposal_id,
             expected=(S.DEFERRED,),
             draft=EventDraft("reopened", actor, S.DEFERRED, S.PENDING),
-            values={"defer_until": None},
+            values={"defer_until": None, "decided_by": None},
         )
 
     def _decider(self, actor: Actor | str) -> Actor:
@@ -590,7 +590,7 @@ class Governance:
                     S.PENDING,
                     reason="the deferral ended",
                 )
-                values = {"defer_until": None}
+                values = {"defer_until": None, "decided_by": None}
             else:
                 return False
             result = transition(

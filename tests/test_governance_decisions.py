@@ -121,6 +121,7 @@ def test_reopen_returns_a_deferred_proposal_to_pending(app: Cairnloop) -> None:
 
     assert proposal.status == "pending"
     assert proposal.defer_until is None
+    assert proposal.decided_by is None
     assert _last_event(app, pid) == (
         "reopened",
         "operator:bob",

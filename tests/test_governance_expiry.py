@@ -131,6 +131,7 @@ def test_sweep_returns_a_deferred_proposal_to_pending_when_its_time_comes(
     assert changed == 1
     assert proposal.status == "pending"
     assert proposal.defer_until is None
+    assert proposal.decided_by is None
     last = app.events(pid)[-1]
     assert (last.type, str(last.actor), last.from_status, last.to_status) == (
         "reopened",
