@@ -31,6 +31,10 @@ HASHED_FIELDS = (
 
 def event_hash(prev_hash: str | None, event: Mapping[str, Any]) -> str:
     """SHA-256 over the previous hash and the event's canonical fields."""
+    # The chain is unkeyed: it shows an edit, a gap or a splice, but someone
+    # who can write the database and recomputes a whole chain and its head
+    # on the proposal row is not detected. Copy last_event_hash values to
+    # storage outside the database to anchor them where that matters.
     body = {name: event.get(name) for name in HASHED_FIELDS}
     body["at"] = event["at"].isoformat()
     material = (prev_hash or "") + canonical_json(body)

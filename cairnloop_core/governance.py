@@ -265,6 +265,8 @@ class Governance:
             {"tool": spec.name, "actor": str(actor), "input": data}
         )
         live = outcome is Outcome.CREATED
+        # A call with a caller key is identified by its key alone: it does not
+        # dedupe against unkeyed calls of the same input, nor against other keys.
         dedupe_key = request_hash if live and key is None else None
 
         # A duplicate of a caller key or of a live proposal answers with the

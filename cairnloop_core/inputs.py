@@ -48,7 +48,8 @@ def stored_input(model: BaseModel) -> dict[str, Any]:
     """The validated input as plain JSON data, secrets included.
 
     This is what the proposal row keeps so the executor can run the call;
-    it never goes to events, logs or previews.
+    it never goes to events, logs or previews. Secrets are stored in the
+    clear in that row, so the database must be protected like the secrets.
     """
     return _plain(model)
 
