@@ -161,6 +161,7 @@ def _parse_ttl(value: str | None) -> dt.timedelta | None:
     type=click.Choice(["agent", "operator", "system"]),
     default="agent",
     show_default=True,
+    help="Who is proposing.",
 )
 @click.option(
     "--scope", "scopes", multiple=True, help="A scope the actor holds (repeatable)."
