@@ -34,6 +34,7 @@ from cairnloop_core.worker import Worker
 __all__ = ["Cairnloop"]
 
 INBOX_STATUSES = (ProposalStatus.PENDING.value, ProposalStatus.DEFERRED.value)
+MAX_INBOX_LIMIT = 1000
 
 
 class Cairnloop:
@@ -159,6 +160,14 @@ class Cairnloop:
 
     def inbox(self, limit: int = 100) -> list[Proposal]:
         """Proposals waiting for a decision (pending, then deferred), oldest first."""
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_INBOX_LIMIT
+        ):
+            raise InvalidArgument(
+                "limit", f"must be a whole number from 1 to {MAX_INBOX_LIMIT}"
+            )
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(proposals)

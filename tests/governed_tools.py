@@ -28,6 +28,13 @@ class LookupInput(BaseModel):
     order_id: str = Field(min_length=1, max_length=40)
 
 
+class ReadingInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    meter: str
+    value: float
+
+
 class Credentials(BaseModel):
     user: str
     password: str = Field(json_schema_extra={"secret": True})
@@ -159,6 +166,16 @@ call_webhook = GovernedTool(
     ),
 )
 
+record_reading = GovernedTool(
+    ToolSpec(
+        name="record_reading",
+        title="Record reading",
+        description="Store a meter reading; its input holds a float.",
+        risk_tier="low_write",
+        input_model=ReadingInput,
+    ),
+)
+
 ALL_TOOLS = {
     "scoped_ticket": scoped_ticket,
     "closed_desk": closed_desk,
@@ -167,4 +184,5 @@ ALL_TOOLS = {
     "sealed_vault": sealed_vault,
     "lookup_order": lookup_order,
     "call_webhook": call_webhook,
+    "record_reading": record_reading,
 }

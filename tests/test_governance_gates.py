@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from governance_support import governed_app, snapshot
 
-from cairnloop_core import SYSTEM, Actor, Cairnloop
+from cairnloop_core import SYSTEM, Actor, Cairnloop, InvalidArgument
 
 AGENT = Actor("bot-7", "agent")
 TICKET = {"title": "Printer on fire", "priority": 2}
@@ -225,3 +225,96 @@ def test_every_event_carries_the_input_hash_and_chains_to_the_one_before(
     assert [first.seq, second.seq] == [1, 2]
     assert first.hash != second.hash
     assert app.verify_audit() == (2, [])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"input": [1, 2]}, "input: must be a JSON object"),
+        ({"input": "text"}, "input: must be a JSON object"),
+        (
+            {"input": {"title": float("nan")}},
+            "input: must hold only JSON values (no NaN, infinity or other objects)",
+        ),
+        (
+            {"input": {"title": object()}},
+            "input: must hold only JSON values (no NaN, infinity or other objects)",
+        ),
+        ({"context": ["a"]}, "context: must be a JSON object"),
+        ({"scopes": "tickets:write"}, "scopes: must be a list of scope strings"),
+        ({"scopes": 5}, "scopes: must be a list of scope strings"),
+        (
+            {"scopes": ["tickets:write", ""]},
+            "scopes: each scope must be non-blank text",
+        ),
+        ({"scopes": [7]}, "scopes: each scope must be non-blank text"),
+        ({"tool": None}, "tool: must be a tool name"),
+        ({"tool": ""}, "tool: must be a tool name"),
+        ({"actor": 5}, "actor: must be an Actor or an actor id"),
+        ({"actor": " "}, "actor: must be a non-blank id"),
+    ],
+)
+def test_malformed_propose_arguments_are_refused_and_nothing_is_stored(
+    app: Cairnloop, arguments: dict[str, object], message: str
+) -> None:
+    call: dict[str, object] = {
+        "tool": "scoped_ticket",
+        "actor": AGENT,
+        "input": TICKET,
+        **arguments,
+    }
+    before = snapshot(app.engine)
+
+    with pytest.raises(InvalidArgument) as caught:
+        app.propose(
+            call.pop("tool"),  # type: ignore[arg-type]
+            **call,  # type: ignore[arg-type]
+        )
+
+    assert str(caught.value) == message
+    assert snapshot(app.engine) == before
+
+
+def test_scopes_may_be_any_iterable_of_strings(app: Cairnloop) -> None:
+    granted = (scope for scope in ["tickets:write", "tickets:assign"])
+
+    result = app.propose("scoped_ticket", actor=AGENT, input=TICKET, scopes=granted)
+
+    assert result.outcome == "created"
+    assert app.get(result.proposal.id).scopes == ["tickets:assign", "tickets:write"]
+
+
+def test_nan_reached_through_coercion_is_a_field_error(app: Cairnloop) -> None:
+    result = app.propose(
+        "record_reading", actor=AGENT, input={"meter": "m-1", "value": "nan"}
+    )
+
+    assert result.outcome == "needs_input"
+    assert result.errors == [
+        {"field": "value", "reason": "NaN and infinity cannot be stored"}
+    ]
+
+
+def test_large_float_input_keeps_its_hash_through_the_database(
+    app: Cairnloop,
+) -> None:
+    # jsonb reads 1e16 back as an integer; the hash must not change with it.
+    result = app.propose(
+        "record_reading", actor=AGENT, input={"meter": "m-1", "value": 1e16}
+    )
+    app.approve(result.proposal.id, actor="alice")
+
+    outcomes = app.drain()
+
+    assert [o.status for o in outcomes] == ["succeeded"]
+    assert app.verify_audit()[1] == []
+
+
+@pytest.mark.parametrize("limit", [0, 1001, "10", True, None])
+def test_inbox_limit_must_be_a_whole_number_in_range(
+    app: Cairnloop, limit: object
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        app.inbox(limit=limit)  # type: ignore[arg-type]
+
+    assert str(caught.value) == "limit: must be a whole number from 1 to 1000"
