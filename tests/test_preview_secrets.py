@@ -174,16 +174,17 @@ def test_secrets_of_an_invalid_call_stay_out_of_errors_events_and_logs(
     assert not any(secret in _log_text(caplog.records) for secret in SECRETS)
 
 
-def test_show_masks_secrets_in_both_forms(
-    app: Cairnloop, database_url: str, tool_site: Path
-) -> None:
-    valid = app.propose("call_webhook", actor=AGENT, input=WEBHOOK).proposal.id
-    invalid = app.propose(
-        "call_webhook", actor=AGENT, input={**WEBHOOK, "url": "http://plain"}
-    ).proposal.id
+def test_show_masks_secrets_in_both_forms(sqlite_url: str, tool_site: Path) -> None:
+    # Masking happens in the command, after the row is read; SQLite stands for
+    # both databases here, the facade tests above run on each.
+    with governed_app(sqlite_url) as app:
+        valid = app.propose("call_webhook", actor=AGENT, input=WEBHOOK).proposal.id
+        invalid = app.propose(
+            "call_webhook", actor=AGENT, input={**WEBHOOK, "url": "http://plain"}
+        ).proposal.id
 
     shown = [
-        run_cli(database_url, "show", str(pid), *form, tool_site=tool_site)
+        run_cli(sqlite_url, "show", str(pid), *form, tool_site=tool_site)
         for pid in (valid, invalid)
         for form in ((), ("--json",))
     ]
