@@ -229,6 +229,27 @@ def test_propose_duplicate_exits_0_and_names_the_first_proposal(
     assert result.stdout == f"Proposal {pid}: duplicate, status pending\n  {PREVIEW}\n"
 
 
+def test_propose_duplicate_of_a_refused_call_exits_as_the_refusal_did(
+    app: Cairnloop, sqlite_url: str, tool_site: Path
+) -> None:
+    app.propose(
+        "internal_note",
+        actor=AGENT,
+        input={"conversation_id": "c-1"},
+        idempotency_key="call-9",
+    )
+
+    result = cli(
+        sqlite_url, tool_site, "propose", "internal_note", "--actor", "bot-7",
+        "--input", '{"conversation_id": "c-1"}', "--idempotency-key", "call-9",
+    )  # fmt: skip
+
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "Proposal 1: duplicate, status needs_input: content: Field required\n"
+    )
+
+
 def test_propose_with_a_reused_key_and_other_input_is_refused_as_bad_input(
     app: Cairnloop, sqlite_url: str, tool_site: Path
 ) -> None:
