@@ -84,7 +84,11 @@ def _unstorable_fields(data: Mapping[str, Any]) -> list[dict[str, str]]:
             canonical_json(value)
         except (TypeError, ValueError):
             errors.append(
-                {"field": name, "reason": "NaN and infinity cannot be stored"}
+                {
+                    "field": name,
+                    "reason": "holds a value JSON cannot store, such as NaN "
+                    "or infinity",
+                }
             )
     return errors
 
@@ -584,7 +588,11 @@ class Governance:
                     "dedupe_key": None,
                     "reason": "The TTL passed before a decision.",
                 }
-            elif row.status == S.DEFERRED and row.defer_until <= now:
+            elif (
+                row.status == S.DEFERRED
+                and row.defer_until is not None
+                and row.defer_until <= now
+            ):
                 draft = EventDraft(
                     "reopened",
                     SYSTEM,

@@ -291,7 +291,10 @@ def test_nan_reached_through_coercion_is_a_field_error(app: Cairnloop) -> None:
 
     assert result.outcome == "needs_input"
     assert result.errors == [
-        {"field": "value", "reason": "NaN and infinity cannot be stored"}
+        {
+            "field": "value",
+            "reason": "holds a value JSON cannot store, such as NaN or infinity",
+        }
     ]
 
 
