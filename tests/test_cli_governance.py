@@ -287,11 +287,11 @@ def test_inbox_lists_pending_then_deferred_with_previews(
 
     assert (human.code, human.stderr) == (0, "")
     assert human.stdout == (
-        f"#{second:<6} pending   internal_note        agent:bot-7              "
+        f"#{second:<6} pending   internal_note        by agent:bot-7  "
         f"expires {expires[second]:%Y-%m-%d %H:%M}Z\n"
         "         Adds a 2-word internal note to conversation 'c-1', "
         "visible to operators only.\n"
-        f"#{first:<6} deferred  internal_note        agent:bot-7              "
+        f"#{first:<6} deferred  internal_note        by agent:bot-7  "
         f"expires {expires[first]:%Y-%m-%d %H:%M}Z\n"
         f"         {PREVIEW}\n"
     )
@@ -330,7 +330,6 @@ def test_show_prints_the_proposal_and_its_events(
         f"Proposal {pid}: internal_note (low_write, requires_approval) by "
         "agent:bot-7 - approved\n"
         f"  {PREVIEW}\n"
-        f"  input: {json.dumps(NOTE)}\n"
         f"   1. {trail[0].at:%H:%M:%S} proposed        - -> pending"
         "             agent:bot-7\n"
         f"   2. {trail[1].at:%H:%M:%S} approved        pending -> approved"

@@ -271,7 +271,7 @@ def inbox(state: State, limit: int, as_json: bool) -> None:
         return
     for p in waiting:
         click.echo(
-            f"#{p.id:<6} {p.status.value:<9} {p.tool:<20} {p.actor!s:<24} "
+            f"#{p.id:<6} {p.status.value:<9} {p.tool:<20} by {p.actor}  "
             f"expires {p.expires_at:%Y-%m-%d %H:%M}Z"
         )
         if p.preview:
@@ -381,10 +381,10 @@ def show(state: State, proposal_id: int, as_json: bool) -> None:
         data["events"] = [event.as_dict() for event in trail]
         echo_json(data)
         return
-    print_proposal(proposal, trail, shown_input(app, proposal))
+    print_proposal(proposal, trail)
 
 
-def print_proposal(proposal: Any, trail: list[Any], shown: Any = None) -> None:
+def print_proposal(proposal: Any, trail: list[Any]) -> None:
     """The human view of one proposal and its events."""
     click.echo(
         f"Proposal {proposal.id}: {proposal.tool} ({proposal.risk_tier}, "
@@ -392,8 +392,6 @@ def print_proposal(proposal: Any, trail: list[Any], shown: Any = None) -> None:
     )
     if proposal.preview:
         click.echo(f"  {proposal.preview}")
-    if shown is not None:
-        click.echo(f"  input: {json.dumps(shown, ensure_ascii=False)}")
     if proposal.reason:
         click.echo(f"  reason: {proposal.reason}")
     for error in proposal.errors or []:
