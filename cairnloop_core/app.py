@@ -19,7 +19,13 @@ from cairnloop_core.database import (
 from cairnloop_core.errors import InvalidArgument, ProposalNotFound
 from cairnloop_core.executor import Executor, RunOutcome
 from cairnloop_core.governance import Governance
-from cairnloop_core.proposals import Event, Proposal, ProposalStatus, ProposeResult
+from cairnloop_core.proposals import (
+    Event,
+    Proposal,
+    ProposalStatus,
+    ProposeResult,
+    check_proposal_id,
+)
 from cairnloop_core.registry import Registry
 from cairnloop_core.schema import conversations, events, messages, proposals, utcnow
 from cairnloop_core.settings import Settings
@@ -28,6 +34,7 @@ from cairnloop_core.worker import Worker
 __all__ = ["Cairnloop"]
 
 INBOX_STATUSES = (ProposalStatus.PENDING.value, ProposalStatus.DEFERRED.value)
+MAX_INBOX_LIMIT = 1000
 
 
 class Cairnloop:
@@ -129,8 +136,7 @@ class Cairnloop:
 
     def get(self, proposal_id: int) -> Proposal:
         """The proposal with this id; raises ``ProposalNotFound``."""
-        if isinstance(proposal_id, bool) or not isinstance(proposal_id, int):
-            raise InvalidArgument("proposal_id", "must be a whole number")
+        proposal_id = check_proposal_id(proposal_id)
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(proposals).where(proposals.c.id == proposal_id)
@@ -154,6 +160,14 @@ class Cairnloop:
 
     def inbox(self, limit: int = 100) -> list[Proposal]:
         """Proposals waiting for a decision (pending, then deferred), oldest first."""
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_INBOX_LIMIT
+        ):
+            raise InvalidArgument(
+                "limit", f"must be a whole number from 1 to {MAX_INBOX_LIMIT}"
+            )
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(proposals)

@@ -26,10 +26,11 @@ from cairnloop_core.proposals import (
     Proposal,
     ProposalStatus,
     ProposeResult,
+    check_proposal_id,
 )
 from cairnloop_core.registry import LoadedTool, Registry
 from cairnloop_core.schema import proposals, utcnow
-from cairnloop_core.settings import Settings
+from cairnloop_core.settings import Settings, check_ttl
 from cairnloop_core.spec import ApprovalMode
 from cairnloop_core.store import EventDraft, insert_proposal, load_proposal, transition
 from cairnloop_core.telemetry import record
@@ -40,16 +41,22 @@ logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "cairnloop_work"
 MAX_KEY_LENGTH = 200
+MAX_SCOPE_LENGTH = 200
+EXPIRY_BATCH = 500
 S = ProposalStatus
 
 
 def _check_text(field: str, value: Any, limit: int, *, required: bool) -> str | None:
+    # An optional text that is given must still say something: a blank
+    # idempotency key or note is a mistake, not a request for none.
     if value is None and not required:
         return None
-    if not isinstance(value, str) or (required and not value.strip()):
+    if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(field, "must be non-blank text")
     if len(value) > limit:
-        raise InvalidArgument(field, f"must be at most {limit} characters")
+        raise InvalidArgument(
+            field, f"must be at most {limit} characters (it has {len(value)})"
+        )
     return value.strip()
 
 
@@ -61,16 +68,45 @@ def _check_json(field: str, value: Any) -> dict[str, Any]:
     try:
         canonical_json(value)
     except (TypeError, ValueError):
-        raise InvalidArgument(field, "must hold only JSON values") from None
+        raise InvalidArgument(
+            field, "must hold only JSON values (no NaN, infinity or other objects)"
+        ) from None
+    except RecursionError:
+        raise InvalidArgument(field, "is nested too deeply") from None
     return dict(value)
+
+
+def _unstorable_fields(data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Fields whose validated value JSON cannot hold, such as NaN from "nan"."""
+    errors = []
+    for name, value in data.items():
+        try:
+            canonical_json(value)
+        except (TypeError, ValueError):
+            errors.append(
+                {
+                    "field": name,
+                    "reason": "holds a value JSON cannot store, such as NaN "
+                    "or infinity",
+                }
+            )
+    return errors
 
 
 def _check_scopes(scopes: Iterable[str] | None) -> list[str]:
     if scopes is None:
         return []
-    if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
+    if isinstance(scopes, str | bytes) or not isinstance(scopes, Iterable):
         raise InvalidArgument("scopes", "must be a list of scope strings")
-    return sorted(set(scopes))
+    given = list(scopes)
+    for scope in given:
+        if not isinstance(scope, str) or not scope.strip():
+            raise InvalidArgument("scopes", "each scope must be non-blank text")
+        if len(scope) > MAX_SCOPE_LENGTH:
+            raise InvalidArgument(
+                "scopes", f"each scope must be at most {MAX_SCOPE_LENGTH} characters"
+            )
+    return sorted(set(given))
 
 
 def _as_actor(value: Actor | str, field: str = "actor") -> Actor:
@@ -119,10 +155,8 @@ class Governance:
         key = _check_text(
             "idempotency_key", idempotency_key, MAX_KEY_LENGTH, required=False
         )
-        if ttl is not None and (
-            not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0)
-        ):
-            raise InvalidArgument("ttl", "must be a positive duration")
+        if ttl is not None:
+            check_ttl(ttl)
 
         loaded = self.registry.get_tool(tool)
         if loaded is None:
@@ -159,6 +193,14 @@ class Governance:
             }
 
         data = stored_input(model)
+        unstorable = _unstorable_fields(data)
+        if unstorable:
+            return {
+                "outcome": Outcome.NEEDS_INPUT,
+                "input": raw_input,
+                "errors": unstorable,
+                "reason": "The input is not valid; see the errors for each field.",
+            }
         verdict: dict[str, Any] = {"input": data, "model": model}
         verdict["preview"] = self._preview(loaded, model)
         try:
@@ -227,6 +269,8 @@ class Governance:
             {"tool": spec.name, "actor": str(actor), "input": data}
         )
         live = outcome is Outcome.CREATED
+        # A call with a caller key is identified by its key alone: it does not
+        # dedupe against unkeyed calls of the same input, nor against other keys.
         dedupe_key = request_hash if live and key is None else None
 
         # A duplicate of a caller key or of a live proposal answers with the
@@ -284,6 +328,7 @@ class Governance:
             "due_at": due_at,
             "expires_at": now + ttl,
             "decided_by": SYSTEM.id if status is S.APPROVED else None,
+            "created_at": now,
         }
         try:
             with self.engine.begin() as connection:
@@ -352,7 +397,7 @@ class Governance:
         note = _check_text(
             "note", note, self.settings.max_reason_length, required=False
         )
-        proposal_id = _check_id(proposal_id)
+        proposal_id = check_proposal_id(proposal_id)
 
         def guard(row: Any) -> None:
             if (
@@ -362,8 +407,8 @@ class Governance:
             ):
                 raise DecisionRefused(
                     proposal_id,
-                    f"{actor.id!r} proposed {proposal_id} and cannot approve it; "
-                    "another operator must decide.",
+                    f"Proposal {proposal_id} was proposed by {actor.id!r}, who "
+                    "cannot also approve it; another operator must decide.",
                     row.status,
                 )
             if row.expires_at <= utcnow():
@@ -388,7 +433,7 @@ class Governance:
         """Reject a pending or deferred proposal, with a reason."""
         actor = self._decider(actor)
         reason = self._reason(reason)
-        proposal_id = _check_id(proposal_id)
+        proposal_id = check_proposal_id(proposal_id)
         return self._decide(
             proposal_id,
             expected=(S.PENDING, S.DEFERRED),
@@ -411,7 +456,7 @@ class Governance:
         """
         actor = self._decider(actor)
         reason = self._reason(reason)
-        proposal_id = _check_id(proposal_id)
+        proposal_id = check_proposal_id(proposal_id)
         if until is not None:
             if not isinstance(until, dt.datetime) or until.tzinfo is None:
                 raise InvalidArgument("until", "must be a timezone-aware date and time")
@@ -434,12 +479,12 @@ class Governance:
     def reopen(self, proposal_id: int, *, actor: Actor | str) -> Proposal:
         """Return a deferred proposal to pending."""
         actor = self._decider(actor)
-        proposal_id = _check_id(proposal_id)
+        proposal_id = check_proposal_id(proposal_id)
         return self._decide(
             proposal_id,
             expected=(S.DEFERRED,),
             draft=EventDraft("reopened", actor, S.DEFERRED, S.PENDING),
-            values={"defer_until": None},
+            values={"defer_until": None, "decided_by": None},
         )
 
     def _decider(self, actor: Actor | str) -> Actor:
@@ -503,44 +548,72 @@ class Governance:
         Returns how many proposals changed. Safe to run from any number of
         workers at once: each change is a compare-and-set.
         """
-        now = now or utcnow()
+        if now is None:
+            now = utcnow()
+        elif not isinstance(now, dt.datetime) or now.tzinfo is None:
+            raise InvalidArgument("now", "must be a timezone-aware date and time")
         changed = 0
-        with self.engine.connect() as connection:
-            due = connection.execute(
-                select(proposals.c.id, proposals.c.status, proposals.c.expires_at)
-                .where(
-                    proposals.c.status.in_([S.PENDING.value, S.DEFERRED.value]),
-                    (proposals.c.expires_at <= now) | (proposals.c.defer_until <= now),
-                )
-                .limit(500)
-            ).all()
-            connection.rollback()
-        for proposal_id, status, expires_at in due:
-            if expires_at <= now:
+        after = 0
+        while True:
+            with self.engine.connect() as connection:
+                due = connection.execute(
+                    select(proposals.c.id)
+                    .where(
+                        proposals.c.id > after,
+                        proposals.c.status.in_([S.PENDING.value, S.DEFERRED.value]),
+                        (proposals.c.expires_at <= now)
+                        | (proposals.c.defer_until <= now),
+                    )
+                    .order_by(proposals.c.id)
+                    .limit(EXPIRY_BATCH)
+                ).all()
+                connection.rollback()
+            changed += sum(self._expire_one(row.id, now) for row in due)
+            if len(due) < EXPIRY_BATCH:
+                return changed
+            after = due[-1].id
+
+    def _expire_one(self, proposal_id: int, now: dt.datetime) -> bool:
+        # The row is read again under lock: a decision may have moved it on
+        # since it was found due.
+        with self.engine.begin() as connection:
+            row = load_proposal(connection, proposal_id, for_update=True)
+            if row.status not in (S.PENDING, S.DEFERRED):
+                return False
+            if row.expires_at <= now:
                 draft = EventDraft(
-                    "expired", SYSTEM, status, S.EXPIRED, reason="the TTL passed"
+                    "expired", SYSTEM, row.status, S.EXPIRED, reason="the TTL passed"
                 )
-                values = {
+                values: dict[str, Any] = {
                     "dedupe_key": None,
                     "reason": "The TTL passed before a decision.",
                 }
-            else:
+            elif (
+                row.status == S.DEFERRED
+                and row.defer_until is not None
+                and row.defer_until <= now
+            ):
                 draft = EventDraft(
-                    "reopened", SYSTEM, status, S.PENDING, reason="the deferral ended"
+                    "reopened",
+                    SYSTEM,
+                    S.DEFERRED,
+                    S.PENDING,
+                    reason="the deferral ended",
                 )
-                values = {"defer_until": None}
-            with self.engine.begin() as connection:
-                result = transition(
-                    connection,
-                    proposal_id,
-                    expected=(status,),
-                    drafts=[draft],
-                    values=values,
-                )
-            if result.applied:
-                changed += 1
-                record(f"proposal_{draft.type}", proposal_id=proposal_id)
-        return changed
+                values = {"defer_until": None, "decided_by": None}
+            else:
+                return False
+            result = transition(
+                connection,
+                proposal_id,
+                expected=(row.status,),
+                drafts=[draft],
+                values=values,
+                row=row,
+            )
+        if result.applied:
+            record(f"proposal_{draft.type}", tool=row.tool, proposal_id=proposal_id)
+        return result.applied
 
     # -- wake-ups --------------------------------------------------------------
 
@@ -559,16 +632,6 @@ class Governance:
     def _notify(self, connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-
-
-def _check_id(proposal_id: Any) -> int:
-    if (
-        isinstance(proposal_id, bool)
-        or not isinstance(proposal_id, int)
-        or proposal_id < 1
-    ):
-        raise InvalidArgument("proposal_id", "must be a positive whole number")
-    return proposal_id
 
 
 def _refusal(

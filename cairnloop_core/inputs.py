@@ -48,14 +48,39 @@ def stored_input(model: BaseModel) -> dict[str, Any]:
     """The validated input as plain JSON data, secrets included.
 
     This is what the proposal row keeps so the executor can run the call;
-    it never goes to events, logs or previews.
+    it never goes to events, logs or previews. Secrets are stored in the
+    clear in that row, so the database must be protected like the secrets.
     """
     return _plain(model)
 
 
+def _plain_numbers(value: Any) -> Any:
+    # PostgreSQL's jsonb reads 1e16 back as the integer 10000000000000000 and
+    # -0.0 as 0.0; writing whole floats as integers keeps a hash stable across
+    # a round trip through either database.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_numbers(v) for v in value]
+    return value
+
+
 def canonical_json(data: Any) -> str:
-    """JSON with sorted keys and no spaces, the same bytes for equal data."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """JSON with sorted keys and no spaces, the same bytes for equal data.
+
+    Whole floats are written as integers. Raises ``ValueError`` for NaN or
+    infinity, which neither JSON nor PostgreSQL can store, and ``TypeError``
+    for values that are not JSON.
+    """
+    return json.dumps(
+        _plain_numbers(data),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
 
 
 def hash_input(data: Any) -> str:
@@ -63,24 +88,38 @@ def hash_input(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
-def _secret_fields(model_type: type[BaseModel]) -> set[str]:
-    names = set()
-    for name, info in model_type.model_fields.items():
-        extra = info.json_schema_extra
-        if isinstance(extra, dict) and extra.get("secret"):
-            names.add(name)
-        if info.annotation in (SecretStr, SecretBytes):
-            names.add(name)
-    return names
+def _is_secret(model_type: type[BaseModel], name: str, value: Any) -> bool:
+    if isinstance(value, SecretStr | SecretBytes):
+        return True
+    extra = model_type.model_fields[name].json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("secret"))
+
+
+def _mask(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    for name in type(model).model_fields:
+        value = getattr(model, name, None)
+        if name not in data or data[name] is None:
+            continue
+        if _is_secret(type(model), name, value):
+            data[name] = MASK
+        elif isinstance(value, BaseModel) and isinstance(data[name], dict):
+            _mask(value, data[name])
+        elif isinstance(value, list | tuple) and isinstance(data[name], list):
+            for item, dumped in zip(value, data[name], strict=False):
+                if isinstance(item, BaseModel) and isinstance(dumped, dict):
+                    _mask(item, dumped)
+    return data
 
 
 def masked_input(model: BaseModel) -> dict[str, Any]:
-    """The input with secret fields replaced by a mask, safe to show anyone."""
-    data = model.model_dump(mode="json")
-    for name in _secret_fields(type(model)):
-        if name in data and data[name] is not None:
-            data[name] = MASK
-    return data
+    """The input with secret fields replaced by a mask, safe to show anyone.
+
+    A field is secret when its value is a pydantic ``SecretStr`` or
+    ``SecretBytes`` or when it is declared with
+    ``Field(json_schema_extra={"secret": True})``, at any depth of nested
+    models and lists of models.
+    """
+    return _mask(model, model.model_dump(mode="json"))
 
 
 def preview_fallback(title: str, model: BaseModel, limit: int = 200) -> str:

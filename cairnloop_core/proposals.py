@@ -10,16 +10,38 @@ from typing import Any
 from sqlalchemy import Row
 
 from cairnloop_core.actors import Actor
+from cairnloop_core.errors import InvalidArgument, ProposalNotFound
 
 __all__ = [
     "LIVE_STATUSES",
+    "REFUSED_STATUSES",
     "TERMINAL_STATUSES",
     "Event",
     "Outcome",
     "Proposal",
     "ProposalStatus",
     "ProposeResult",
+    "check_proposal_id",
 ]
+
+MAX_PROPOSAL_ID = 2**63 - 1
+
+
+def check_proposal_id(proposal_id: Any) -> int:
+    """Return ``proposal_id`` if it can name a proposal.
+
+    Raises ``InvalidArgument`` for anything but a positive whole number and
+    ``ProposalNotFound`` for one too large for any row to have.
+    """
+    if (
+        isinstance(proposal_id, bool)
+        or not isinstance(proposal_id, int)
+        or proposal_id < 1
+    ):
+        raise InvalidArgument("proposal_id", "must be a positive whole number")
+    if proposal_id > MAX_PROPOSAL_ID:
+        raise ProposalNotFound(proposal_id)
+    return proposal_id
 
 
 class ProposalStatus(StrEnum):
@@ -49,6 +71,14 @@ LIVE_STATUSES = frozenset(
     }
 )
 TERMINAL_STATUSES = frozenset(set(ProposalStatus) - LIVE_STATUSES)
+REFUSED_STATUSES = frozenset(
+    {
+        ProposalStatus.NEEDS_INPUT,
+        ProposalStatus.SCOPE_INVALID,
+        ProposalStatus.POLICY_DENIED,
+        ProposalStatus.BLOCKED,
+    }
+)
 
 
 class Outcome(StrEnum):
@@ -222,8 +252,13 @@ class ProposeResult:
 
     @property
     def refused(self) -> bool:
-        """True when governance refused the call (nothing will run)."""
-        return self.outcome not in (Outcome.CREATED, Outcome.DUPLICATE)
+        """True when governance refused the call (nothing will run).
+
+        A duplicate of a call that was refused at validation is refused too.
+        """
+        if self.outcome is Outcome.DUPLICATE and self.proposal is not None:
+            return self.proposal.status in REFUSED_STATUSES
+        return self.outcome is not Outcome.CREATED
 
     def as_dict(self) -> dict[str, Any]:
         return {

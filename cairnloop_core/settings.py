@@ -7,7 +7,22 @@ from dataclasses import dataclass
 
 from cairnloop_core.errors import InvalidArgument
 
-__all__ = ["Settings"]
+__all__ = ["MAX_TTL", "Settings", "check_ttl"]
+
+MAX_TTL = dt.timedelta(days=3650)
+
+
+def check_ttl(ttl: object, field: str = "ttl") -> dt.timedelta:
+    """Return ``ttl`` if it is a usable time to live, else raise.
+
+    Raises ``InvalidArgument`` unless it is a duration above zero and at most
+    ten years (longer ones overflow date arithmetic and mean "never").
+    """
+    if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
+        raise InvalidArgument(field, "must be a positive duration")
+    if ttl > MAX_TTL:
+        raise InvalidArgument(field, f"must be at most {MAX_TTL.days} days")
+    return ttl
 
 
 @dataclass(frozen=True)
@@ -28,7 +43,12 @@ class Settings:
     lease_margin_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.ttl, dt.timedelta) or self.ttl <= dt.timedelta(0):
-            raise InvalidArgument("ttl", "must be a positive duration")
+        check_ttl(self.ttl)
+        if (
+            isinstance(self.max_reason_length, bool)
+            or not isinstance(self.max_reason_length, int)
+            or self.max_reason_length < 1
+        ):
+            raise InvalidArgument("max_reason_length", "must be a positive integer")
         if self.poll_seconds <= 0:
             raise InvalidArgument("poll_seconds", "must be greater than zero")

@@ -106,9 +106,10 @@ def insert_proposal(
     """Insert a proposal with its first events; return its id.
 
     Runs inside the caller's transaction; a unique-key clash raises
-    ``IntegrityError`` for the caller to turn into a duplicate.
+    ``IntegrityError`` for the caller to turn into a duplicate. A
+    ``created_at`` in ``values`` is kept, so a TTL counted from it is exact.
     """
-    now = utcnow()
+    now = values.get("created_at") or utcnow()
     row = dict(values, created_at=now, updated_at=now, event_count=0, attempts=0)
     proposal_id = connection.execute(
         insert(proposals).values(row).returning(proposals.c.id)

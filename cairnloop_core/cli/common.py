@@ -57,10 +57,11 @@ class State:
         if self._app is None:
             from cairnloop_core.app import Cairnloop
             from cairnloop_core.database import current_revision
+            from cairnloop_core.errors import ConfigurationError
 
             self._app = Cairnloop(self.database_url, registry=self.registry)
             if require_schema and current_revision(self._app.engine) is None:
-                raise click.ClickException(
+                raise ConfigurationError(
                     "the database has no Cairnloop tables yet; "
                     "run 'cairnloop db upgrade' first."
                 )
@@ -81,7 +82,12 @@ def parse_when(value: str, field_name: str) -> dt.datetime:
 
     match = DURATION.match(value.strip())
     if match:
-        return utcnow() + dt.timedelta(seconds=float(match[1]) * UNITS[match[2]])
+        try:
+            return utcnow() + dt.timedelta(seconds=float(match[1]) * UNITS[match[2]])
+        except OverflowError:
+            raise click.BadParameter(
+                "is too far in the future", param_hint=field_name
+            ) from None
     try:
         moment = dt.datetime.fromisoformat(value.strip())
     except ValueError:

@@ -41,6 +41,55 @@ actor_option = click.option(
 )
 
 
+class WholeNumber(click.ParamType):
+    """A whole number within bounds, refused in plain words otherwise."""
+
+    name = "number"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low
+        self.high = high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or not self.low <= number <= self.high:
+            self.fail(
+                f"{value!r} is not a whole number from {self.low} to {self.high}",
+                param,
+                ctx,
+            )
+        return number
+
+
+class ProposalIdType(click.ParamType):
+    """A proposal id: a positive whole number, refused readably otherwise."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(
+                    f"{value!r} is not a proposal id; give the number "
+                    "'cairnloop inbox' shows",
+                    param,
+                    ctx,
+                )
+        if number < 1:
+            self.fail(f"{number} is not a proposal id; ids start at 1", param, ctx)
+        return number
+
+
+PROPOSAL_ID = ProposalIdType()
+
+
 def _load_json(text: str, source: str) -> Any:
     try:
         return json.loads(text)
@@ -48,6 +97,11 @@ def _load_json(text: str, source: str) -> Any:
         raise click.BadParameter(
             f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})",
             param_hint=source,
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        # Numbers too long to convert, or arrays nested past the parser's depth.
+        raise click.BadParameter(
+            f"is not usable JSON ({type(exc).__name__})", param_hint=source
         ) from None
 
 
@@ -62,19 +116,28 @@ def _read_input(input_text: str | None, input_file: str | None) -> Any:
         assert input_file is not None
         try:
             text = (
-                sys.stdin.read() if input_file == "-" else Path(input_file).read_text()
+                sys.stdin.read()
+                if input_file == "-"
+                else Path(input_file).read_text(encoding="utf-8")
             )
         except OSError as exc:
             raise click.BadParameter(
                 f"cannot be read ({exc.strerror})", param_hint="--input-file"
             ) from None
+        except UnicodeDecodeError:
+            raise click.BadParameter(
+                "cannot be read (it is not UTF-8 text)", param_hint="--input-file"
+            ) from None
         data = _load_json(text, "--input-file")
     if not isinstance(data, dict):
-        raise click.BadParameter("must be a JSON object", param_hint="--input")
+        source = "--input" if input_text is not None else "--input-file"
+        raise click.BadParameter("must be a JSON object", param_hint=source)
     return data
 
 
 def _parse_ttl(value: str | None) -> dt.timedelta | None:
+    from cairnloop_core.settings import MAX_TTL
+
     if value is None:
         return None
     match = DURATION.match(value.strip())
@@ -82,7 +145,12 @@ def _parse_ttl(value: str | None) -> dt.timedelta | None:
         raise click.BadParameter(
             "give a positive duration such as 90s, 30m, 48h or 7d", param_hint="--ttl"
         )
-    return dt.timedelta(seconds=float(match[1]) * UNITS[match[2]])
+    seconds = float(match[1]) * UNITS[match[2]]
+    if seconds > MAX_TTL.total_seconds():
+        raise click.BadParameter(
+            f"must be at most {MAX_TTL.days} days", param_hint="--ttl"
+        )
+    return dt.timedelta(seconds=seconds)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -93,6 +161,7 @@ def _parse_ttl(value: str | None) -> dt.timedelta | None:
     type=click.Choice(["agent", "operator", "system"]),
     default="agent",
     show_default=True,
+    help="Who is proposing.",
 )
 @click.option(
     "--scope", "scopes", multiple=True, help="A scope the actor holds (repeatable)."
@@ -145,34 +214,50 @@ def propose(
     )
     if as_json:
         echo_json(result.as_dict())
-    else:
-        _print_propose(result)
-    code = OUTCOME_EXIT[result.outcome.value]
-    if code:
-        sys.exit(code)
-
-
-def _print_propose(result: Any) -> None:
-    outcome = result.outcome.value
-    if result.proposal is None:
-        click.echo(f"{outcome}: {result.reason}", err=True)
+    if not result.refused:
+        if not as_json:
+            _print_created(result)
         return
+    # A refusal is one line on stderr in both modes, so scripts reading
+    # --json still see why the command failed.
+    click.echo(_refusal_line(result), err=True)
+    status = result.status or result.outcome.value
+    sys.exit(OUTCOME_EXIT[status])
+
+
+def _print_created(result: Any) -> None:
     proposal = result.proposal
-    line = f"Proposal {proposal.id}: {outcome}, status {proposal.status.value}"
-    if result.refused:
-        click.echo(line, err=True)
-        if result.reason:
-            click.echo(f"  {result.reason}", err=True)
-        for error in result.errors:
-            click.echo(f"  {error['field']}: {error['reason']}", err=True)
-        return
-    click.echo(line)
+    click.echo(
+        f"Proposal {proposal.id}: {result.outcome.value}, "
+        f"status {proposal.status.value}"
+    )
     if proposal.preview:
         click.echo(f"  {proposal.preview}")
 
 
+def _refusal_line(result: Any) -> str:
+    """One line saying why a call was refused: the outcome and the reasons."""
+    if result.proposal is None:
+        return f"{result.outcome.value}: {result.reason}"
+    proposal = result.proposal
+    if result.errors:
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in result.errors)
+    else:
+        detail = result.reason or "no reason was recorded"
+    return (
+        f"Proposal {proposal.id}: {result.outcome.value}, "
+        f"status {proposal.status.value}: {detail}"
+    )
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=WholeNumber(1, 1000),
+    default=100,
+    show_default=True,
+    help="Show at most this many.",
+)
 @json_option
 @click.pass_obj
 def inbox(state: State, limit: int, as_json: bool) -> None:
@@ -201,7 +286,7 @@ def _decision_done(proposal: Any, verb: str, as_json: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("proposal_id", type=click.IntRange(min=1))
+@click.argument("proposal_id", type=PROPOSAL_ID)
 @actor_option
 @click.option("--note", help="Why it was approved (optional).")
 @json_option
@@ -216,7 +301,7 @@ def approve(
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("proposal_id", type=click.IntRange(min=1))
+@click.argument("proposal_id", type=PROPOSAL_ID)
 @actor_option
 @click.option("--reason", required=True, help="Why it is rejected.")
 @json_option
@@ -231,7 +316,7 @@ def reject(
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("proposal_id", type=click.IntRange(min=1))
+@click.argument("proposal_id", type=PROPOSAL_ID)
 @actor_option
 @click.option("--reason", required=True, help="Why it is set aside.")
 @click.option(
@@ -257,7 +342,7 @@ def defer(
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("proposal_id", type=click.IntRange(min=1))
+@click.argument("proposal_id", type=PROPOSAL_ID)
 @actor_option
 @json_option
 @click.pass_obj
@@ -282,7 +367,7 @@ def shown_input(app: Any, proposal: Any) -> Any:
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.argument("proposal_id", type=click.IntRange(min=1))
+@click.argument("proposal_id", type=PROPOSAL_ID)
 @json_option
 @click.pass_obj
 def show(state: State, proposal_id: int, as_json: bool) -> None:

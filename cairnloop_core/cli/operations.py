@@ -79,10 +79,14 @@ def verify(state: State, as_json: bool) -> None:
     elif problems:
         for problem in problems:
             click.echo(f"TAMPERED: {problem}")
-        click.echo(f"{len(problems)} problem(s) in {checked} event(s).")
     else:
         click.echo(f"Audit trail intact: {checked} event(s) verified.")
     if problems:
+        click.echo(
+            f"Audit trail broken: {len(problems)} problem(s) in {checked} "
+            "event(s); each is listed on stdout.",
+            err=True,
+        )
         sys.exit(EXIT_REFUSED)
 
 

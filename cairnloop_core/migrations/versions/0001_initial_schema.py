@@ -31,6 +31,10 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER cairnloop_events_append_only
     BEFORE UPDATE OR DELETE ON cairnloop_events
     FOR EACH ROW EXECUTE FUNCTION cairnloop_refuse_event_change();
+
+CREATE TRIGGER cairnloop_events_no_truncate
+    BEFORE TRUNCATE ON cairnloop_events
+    FOR EACH STATEMENT EXECUTE FUNCTION cairnloop_refuse_event_change();
 """
 
 SQLITE_GUARDS = [
@@ -168,6 +172,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER cairnloop_events_append_only ON cairnloop_events")
+        op.execute("DROP TRIGGER cairnloop_events_no_truncate ON cairnloop_events")
         op.execute("DROP FUNCTION cairnloop_refuse_event_change()")
     else:
         op.execute("DROP TRIGGER cairnloop_events_no_update")
