@@ -67,12 +67,17 @@ class Worker:
         self.settings = settings or app.settings
         self.executor = Executor(app.engine, app.registry, self.settings)
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        # A wake-up bumps the generation; a loop sleeps only while the
+        # generation is the one it saw before it last looked for work, so no
+        # wake-up is lost between looking and sleeping.
+        self._wake = threading.Condition()
+        self._generation = 0
         self._listening = threading.Event()
         self._done = threading.Event()
         self._claimed = False
         self._claim_lock = threading.Lock()
         self._next_sweep = 0.0
+        self._swept_until = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._sweep_lock = threading.Lock()
         self._handled = 0
         self._count_lock = threading.Lock()
@@ -118,7 +123,7 @@ class Worker:
         return self._run(once)
 
     def _run(self, once: bool) -> int:
-        self.app.governance.add_wake_callback(self._wake.set)
+        self.app.governance.add_wake_callback(self.wake)
         listener = None
         if not once and self.app.engine.dialect.name == "postgresql":
             listener = threading.Thread(
@@ -149,7 +154,7 @@ class Worker:
             for helper in helpers:
                 if helper.ident is not None:
                     helper.join()
-            self.app.governance.remove_wake_callback(self._wake.set)
+            self.app.governance.remove_wake_callback(self.wake)
             self._stop.set()
             if listener is not None:
                 listener.join(timeout=5 * LISTEN_CHECK_SECONDS)
@@ -204,8 +209,14 @@ class Worker:
     def request_stop(self) -> None:
         """Ask every loop to stop after its current proposal; returns at once."""
         self._stop.set()
-        self._wake.set()
+        self.wake()
         self.executor.request_stop()
+
+    def wake(self) -> None:
+        """Make idle loops look for work now."""
+        with self._wake:
+            self._generation += 1
+            self._wake.notify_all()
 
     def stop_on_signals(
         self, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
@@ -269,6 +280,7 @@ class Worker:
     def _loop(self, once: bool) -> None:
         force_sweep = True
         while not self._stop.is_set():
+            seen = self._generation
             self._sweep(force=force_sweep)
             try:
                 outcome = self.executor.run_once()
@@ -290,9 +302,9 @@ class Worker:
                 continue
             if once:
                 return
-            force_sweep = not self._idle()
+            force_sweep = not self._idle(seen)
 
-    def _idle(self) -> bool:
+    def _idle(self, seen: int) -> bool:
         """Sleep until woken or something falls due; True if woken."""
         timeout = self.settings.poll_seconds
         try:
@@ -306,46 +318,50 @@ class Worker:
             upcoming = None
         if upcoming is not None:
             timeout = min(timeout, max((upcoming - utcnow()).total_seconds(), 0.0))
-        woken = self._wake.wait(timeout)
-        self._wake.clear()
-        return woken
+        with self._wake:
+            return self._wake.wait_for(
+                lambda: self._generation != seen or self._stop.is_set(), timeout
+            )
 
     def _next_moment(self) -> dt.datetime | None:
-        moments = [self.executor.next_due()]
-        now = utcnow()
+        # Expiry moments count from the last sweep, not from now: one that
+        # fell due since then is in the past and wakes the loop at once.
+        since = self._swept_until
         with self.app.engine.connect() as connection:
-            moments.append(
-                connection.execute(
-                    select(func.min(proposals.c.expires_at)).where(
-                        proposals.c.status.in_([S.PENDING.value, S.DEFERRED.value]),
-                        proposals.c.expires_at > now,
-                    )
-                ).scalar()
-            )
-            moments.append(
-                connection.execute(
-                    select(func.min(proposals.c.defer_until)).where(
-                        proposals.c.status == S.DEFERRED.value,
-                        proposals.c.defer_until > now,
-                    )
-                ).scalar()
-            )
+            expiry = connection.execute(
+                select(func.min(proposals.c.expires_at)).where(
+                    proposals.c.status.in_([S.PENDING.value, S.DEFERRED.value]),
+                    proposals.c.expires_at > since,
+                )
+            ).scalar()
+            deferral = connection.execute(
+                select(func.min(proposals.c.defer_until)).where(
+                    proposals.c.status == S.DEFERRED.value,
+                    proposals.c.defer_until > since,
+                )
+            ).scalar()
             connection.rollback()
+        moments = [self.executor.next_due(), expiry, deferral]
         return min((m for m in moments if m is not None), default=None)
 
     def _sweep(self, *, force: bool) -> None:
-        now = time.monotonic()
+        started = time.monotonic()
         with self._sweep_lock:
-            if not force and now < self._next_sweep:
+            if not force and started < self._next_sweep:
                 return
-            self._next_sweep = now + SWEEP_INTERVAL_SECONDS
+            self._next_sweep = started + SWEEP_INTERVAL_SECONDS
+        now = utcnow()
         try:
-            self.app.governance.expire_due()
+            self.app.governance.expire_due(now)
         except Exception:
             logger.exception(
                 "Expiry sweep failed; it runs again on the next pass",
                 extra={"event": "expiry_sweep_failed"},
             )
+        # Also after a failure, so that a sweep that keeps failing waits for
+        # the next poll instead of spinning.
+        with self._sweep_lock:
+            self._swept_until = max(self._swept_until, now)
 
     # -- PostgreSQL notifications ---------------------------------------------------
 
@@ -371,10 +387,10 @@ class Worker:
                     )
                     # Whatever was approved before LISTEN took effect sent
                     # its notification to nobody; look once more.
-                    self._wake.set()
+                    self.wake()
                     while not self._stop.is_set():
                         for _ in connection.notifies(timeout=LISTEN_CHECK_SECONDS):
-                            self._wake.set()
+                            self.wake()
             except psycopg.Error as exc:
                 self._listening.clear()
                 logger.warning(
