@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, Row, and_, func, or_, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from cairnloop_core.actors import SYSTEM, Actor, ActorKind
 from cairnloop_core.errors import PermanentToolError, RetryableToolError, StorageError
@@ -34,7 +35,14 @@ from cairnloop_core.spec import ToolSpec
 from cairnloop_core.store import EventDraft, load_proposal, transition
 from cairnloop_core.telemetry import record, span
 
-__all__ = ["Executor", "RunOutcome", "retry_delay", "run_key"]
+__all__ = [
+    "Executor",
+    "RunOutcome",
+    "due_moments",
+    "earliest",
+    "retry_delay",
+    "run_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +101,29 @@ def retry_delay(spec: ToolSpec, attempt: int) -> float:
     exponent = min(max(attempt - 1, 0), 60)
     ceiling = min(spec.retry_max_seconds, spec.retry_base_seconds * 2.0**exponent)
     return random.uniform(ceiling / 2, ceiling)
+
+
+def due_moments(now: dt.datetime) -> list[ScalarSelect[Any]]:
+    """Subqueries for the next retry and the next lease expiry after ``now``."""
+    return [
+        select(func.min(proposals.c.due_at))
+        .where(proposals.c.status == S.APPROVED.value, proposals.c.due_at > now)
+        .scalar_subquery(),
+        select(func.min(proposals.c.lease_expires_at))
+        .where(
+            proposals.c.status == S.RUNNING.value,
+            proposals.c.lease_expires_at > now,
+        )
+        .scalar_subquery(),
+    ]
+
+
+def earliest(
+    connection: Connection, moments: list[ScalarSelect[Any]]
+) -> dt.datetime | None:
+    """The earliest of several moment subqueries, in one round trip."""
+    row = connection.execute(select(*moments)).one()
+    return min((m for m in row if m is not None), default=None)
 
 
 class _Call:
@@ -242,17 +273,10 @@ class Executor:
 
     def next_due(self) -> dt.datetime | None:
         """When the next retry or lease expiry falls due, if any is pending."""
-        now = utcnow()
-        retry = select(func.min(proposals.c.due_at)).where(
-            proposals.c.status == S.APPROVED.value, proposals.c.due_at > now
-        )
-        lease = select(func.min(proposals.c.lease_expires_at)).where(
-            proposals.c.status == S.RUNNING.value, proposals.c.lease_expires_at > now
-        )
         with self.engine.connect() as connection:
-            moments = [connection.execute(q).scalar() for q in (retry, lease)]
+            moment = earliest(connection, due_moments(utcnow()))
             connection.rollback()
-        return min((m for m in moments if m is not None), default=None)
+        return moment
 
     def _claim(self, connection: Connection) -> Row[Any] | None:
         # On PostgreSQL the row lock is held until the step commits, and

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from cairnloop_core.errors import CairnloopError, InvalidArgument
-from cairnloop_core.executor import Executor
+from cairnloop_core.executor import Executor, due_moments, earliest
 from cairnloop_core.governance import NOTIFY_CHANNEL
 from cairnloop_core.proposals import ProposalStatus
 from cairnloop_core.schema import proposals, utcnow
@@ -67,11 +67,11 @@ class Worker:
         self.settings = settings or app.settings
         self.executor = Executor(app.engine, app.registry, self.settings)
         self._stop = threading.Event()
-        # A wake-up bumps the generation; a loop sleeps only while the
-        # generation is the one it saw before it last looked for work, so no
-        # wake-up is lost between looking and sleeping.
+        # A wake-up leaves a token and rouses one idle loop; a token left
+        # while every loop was busy is taken by the next loop to go idle, so
+        # no wake-up is lost between looking for work and sleeping.
         self._wake = threading.Condition()
-        self._generation = 0
+        self._tokens = 0
         self._listening = threading.Event()
         self._done = threading.Event()
         self._claimed = False
@@ -209,14 +209,15 @@ class Worker:
     def request_stop(self) -> None:
         """Ask every loop to stop after its current proposal; returns at once."""
         self._stop.set()
-        self.wake()
+        with self._wake:
+            self._wake.notify_all()
         self.executor.request_stop()
 
     def wake(self) -> None:
-        """Make idle loops look for work now."""
+        """Make one idle loop look for work now."""
         with self._wake:
-            self._generation += 1
-            self._wake.notify_all()
+            self._tokens = min(self._tokens + 1, self.concurrency)
+            self._wake.notify()
 
     def stop_on_signals(
         self, signals: Iterable[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
@@ -280,7 +281,6 @@ class Worker:
     def _loop(self, once: bool) -> None:
         force_sweep = True
         while not self._stop.is_set():
-            seen = self._generation
             self._sweep(force=force_sweep)
             try:
                 outcome = self.executor.run_once()
@@ -302,9 +302,9 @@ class Worker:
                 continue
             if once:
                 return
-            force_sweep = not self._idle(seen)
+            force_sweep = not self._idle()
 
-    def _idle(self, seen: int) -> bool:
+    def _idle(self) -> bool:
         """Sleep until woken or something falls due; True if woken."""
         timeout = self.settings.poll_seconds
         try:
@@ -319,30 +319,38 @@ class Worker:
         if upcoming is not None:
             timeout = min(timeout, max((upcoming - utcnow()).total_seconds(), 0.0))
         with self._wake:
-            return self._wake.wait_for(
-                lambda: self._generation != seen or self._stop.is_set(), timeout
+            self._wake.wait_for(
+                lambda: self._tokens > 0 or self._stop.is_set(), timeout
             )
+            if self._tokens == 0:
+                return self._stop.is_set()
+            self._tokens -= 1
+            return True
 
     def _next_moment(self) -> dt.datetime | None:
         # Expiry moments count from the last sweep, not from now: one that
         # fell due since then is in the past and wakes the loop at once.
         since = self._swept_until
+        expiry = (
+            select(func.min(proposals.c.expires_at))
+            .where(
+                proposals.c.status.in_([S.PENDING.value, S.DEFERRED.value]),
+                proposals.c.expires_at > since,
+            )
+            .scalar_subquery()
+        )
+        deferral = (
+            select(func.min(proposals.c.defer_until))
+            .where(
+                proposals.c.status == S.DEFERRED.value,
+                proposals.c.defer_until > since,
+            )
+            .scalar_subquery()
+        )
         with self.app.engine.connect() as connection:
-            expiry = connection.execute(
-                select(func.min(proposals.c.expires_at)).where(
-                    proposals.c.status.in_([S.PENDING.value, S.DEFERRED.value]),
-                    proposals.c.expires_at > since,
-                )
-            ).scalar()
-            deferral = connection.execute(
-                select(func.min(proposals.c.defer_until)).where(
-                    proposals.c.status == S.DEFERRED.value,
-                    proposals.c.defer_until > since,
-                )
-            ).scalar()
+            moment = earliest(connection, [*due_moments(utcnow()), expiry, deferral])
             connection.rollback()
-        moments = [self.executor.next_due(), expiry, deferral]
-        return min((m for m in moments if m is not None), default=None)
+        return moment
 
     def _sweep(self, *, force: bool) -> None:
         started = time.monotonic()

@@ -177,7 +177,11 @@ def note_rows(app: Cairnloop) -> list[dict[str, Any]]:
 
 
 def wait_for(
-    condition: Callable[[], T], *, timeout: float = 60.0, what: str = "a condition"
+    condition: Callable[[], T],
+    *,
+    timeout: float = 60.0,
+    what: str = "a condition",
+    interval: float = 0.02,
 ) -> T:
     """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -187,7 +191,7 @@ def wait_for(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout:g}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def status_of(app: Cairnloop, proposal_id: int) -> str:
