@@ -23,9 +23,11 @@ from sqlalchemy import insert
 
 from cairnloop_core import (
     Cairnloop,
+    InvalidArgument,
     PermanentToolError,
     RetryableToolError,
     RunContext,
+    Settings,
 )
 from cairnloop_core.executor import retry_delay, run_key
 from cairnloop_core.schema import conversations, messages, utcnow
@@ -300,3 +302,39 @@ def test_leased_run_writes_a_lease_while_it_runs(apps: Apps) -> None:
     assert started.data["worker"] == app.executor.worker_id
     assert started.data["lease_seconds"] == 5 + app.settings.lease_margin_seconds
     assert app.get(proposal_id).status.value == "succeeded"
+
+
+def test_single_attempt_tool_that_raises_fails_naming_its_only_attempt(
+    apps: Apps,
+) -> None:
+    def broken(input: Any, context: RunContext) -> None:
+        raise TimeoutError("the CRM did not answer")
+
+    tool = InlineTool(tool_spec(max_attempts=1), broken)
+    app = apps.open(registry_with(tool))
+    proposal_id = approved(app, "ping", {"text": "hi"})
+
+    app.drain()
+
+    proposal = app.get(proposal_id)
+    assert (proposal.status.value, proposal.attempts) == ("failed", 1)
+    assert proposal.reason == (
+        "Its only attempt failed: The tool raised TimeoutError: the CRM did not answer"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("poll_seconds", 0, "poll_seconds: must be greater than zero"),
+        ("lease_margin_seconds", -1, "lease_margin_seconds: must not be negative"),
+        ("stop_grace_seconds", -0.5, "stop_grace_seconds: must not be negative"),
+    ],
+)
+def test_executor_settings_refuse_values_that_cannot_work(
+    field: str, value: float, message: str
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        Settings(**{field: value})
+
+    assert str(refused.value) == message

@@ -48,7 +48,6 @@ def test_propose_approve_and_worker_once_write_exactly_one_note(
     database_url: str, registry: Registry
 ) -> None:
     env = cli_env(database_url)
-    assert run_cli("db", "upgrade", env=env).returncode == 0
     apps = Apps(database_url)
     try:
         app = apps.open(registry)
@@ -71,7 +70,6 @@ def test_propose_approve_and_worker_once_write_exactly_one_note(
         first = run_cli("worker", "--once", env=env)
         second = run_cli("worker", "--once", env=env)
         shown = cli_json("show", str(proposal_id), env=env)
-        verified = run_cli("audit", "verify", env=env)
 
         assert (first.returncode, first.stdout, first.stderr) == (
             0,
@@ -98,7 +96,7 @@ def test_propose_approve_and_worker_once_write_exactly_one_note(
             "message_id": rows[0]["id"],
             "conversation_id": "conv-1",
         }
-        assert verified.stdout == "Audit trail intact: 3 event(s) verified.\n"
+        assert app.verify_audit() == (3, [])
     finally:
         apps.close()
 
@@ -262,9 +260,6 @@ def test_worker_process_polling_hourly_is_woken_by_postgres_notifications(
 def test_worker_refuses_bad_options_with_one_line_and_exit_2(
     sqlite_url: str, option: list[str], message: str
 ) -> None:
-    env = cli_env(sqlite_url)
-    run_cli("db", "upgrade", env=env)
-
-    done = run_cli("worker", "--once", *option, env=env)
+    done = run_cli("worker", "--once", *option, env=cli_env(sqlite_url))
 
     assert (done.returncode, done.stdout, done.stderr) == (2, "", message + "\n")
