@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, Row, and_, func, or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
@@ -327,6 +328,13 @@ class Executor:
             raise _Failure(
                 _text(exc), retryable=True, retry_after=exc.retry_after
             ) from None
+        except SQLAlchemyError as exc:
+            # The driver's message carries SQL and parameters; the log keeps
+            # them, the reason names the kind of failure only.
+            kind = type(getattr(exc, "orig", None) or exc).__name__
+            raise _Failure(
+                f"The tool's database write failed: {kind}", retryable=True, error=exc
+            ) from None
         except Exception as exc:
             raise _Failure(
                 f"The tool raised {type(exc).__name__}: {_text(exc)}",
@@ -362,10 +370,10 @@ class Executor:
         finally:
             session.close()
         if failure is not None:
-            return self._record_failure(connection, row, loaded, attempt, failure), (
-                failure
-            )
-        return self._record_success(connection, row, attempt, result), None
+            outcome = self._record_failure(connection, row, loaded, attempt, failure)
+        else:
+            outcome = self._record_success(connection, row, attempt, result)
+        return outcome, failure
 
     def _attempt_in_session(
         self,
@@ -382,8 +390,9 @@ class Executor:
             return None, exc
         except Exception as exc:
             session.rollback()
+            kind = type(getattr(exc, "orig", None) or exc).__name__
             return None, _Failure(
-                f"The tool's writes failed: {type(exc).__name__}",
+                f"The tool's database write failed: {kind}",
                 retryable=True,
                 error=exc,
             )

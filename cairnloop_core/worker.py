@@ -103,6 +103,7 @@ class Worker:
 
     @property
     def stopping(self) -> bool:
+        """True once a stop was asked for."""
         return self._stop.is_set()
 
     @property
@@ -139,7 +140,10 @@ class Worker:
 
         helpers = [
             threading.Thread(
-                target=self._helper, args=(once,), name=f"cairnloop-loop-{n}"
+                target=self._helper,
+                args=(once,),
+                name=f"cairnloop-loop-{n}",
+                daemon=True,
             )
             for n in range(1, self.concurrency)
         ]
@@ -296,8 +300,9 @@ class Worker:
                 self._stop.wait(pause)
                 continue
             if outcome is not None:
-                with self._count_lock:
-                    self._handled += 1
+                if outcome.event != "lease_lost":
+                    with self._count_lock:
+                        self._handled += 1
                 force_sweep = False
                 continue
             if once:

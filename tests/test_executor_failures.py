@@ -338,3 +338,44 @@ def test_executor_settings_refuse_values_that_cannot_work(
         Settings(**{field: value})
 
     assert str(refused.value) == message
+
+
+def test_database_error_inside_a_transactional_run_is_a_readable_failed_attempt(
+    apps: Apps, caplog: pytest.LogCaptureFixture
+) -> None:
+    def clash(input: Any, context: RunContext) -> None:
+        assert context.session is not None
+        for _ in range(2):
+            context.session.execute(
+                insert(messages).values(
+                    conversation_id="c-1",
+                    role="internal_note",
+                    content="twice",
+                    run_key=context.idempotency_key,
+                    created_at=utcnow(),
+                )
+            )
+
+    tool = InlineTool(tool_spec(transactional=True, max_attempts=2), clash)
+    app = apps.open(registry_with(tool))
+    with app.engine.begin() as connection:
+        connection.execute(insert(conversations).values(id="c-1", created_at=utcnow()))
+    proposal_id = approved(app, "ping", {"text": "hi"})
+
+    with caplog.at_level(logging.WARNING, logger="cairnloop_core"):
+        first = app.run_once()
+
+    kind = (
+        "UniqueViolation"
+        if app.engine.dialect.name == "postgresql"
+        else ("IntegrityError")
+    )
+    assert first is not None
+    assert (first.event, first.reason) == (
+        "attempt_failed",
+        f"The tool's database write failed: {kind}",
+    )
+    assert note_rows(app) == []
+    assert event_types(app, proposal_id) == ["proposed", "approved", "attempt_failed"]
+    raised = [r for r in caplog.records if getattr(r, "event", "") == "run_raised"]
+    assert len(raised) == 1 and "INSERT INTO cairnloop_messages" in raised[0].exc_text
