@@ -3,6 +3,7 @@ executor runs, and the audit trail shows what happened."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,18 +49,21 @@ def run_demo(database_file: str, say: Callable[[str], None]) -> None:
 
         say("\n== The agent proposes three notes")
         first = app.propose("internal_note", actor=agent, input=note)
-        say(f"  valid note      -> {first.outcome.value}, proposal {first.proposal.id}")  # type: ignore[union-attr]
+        assert first.proposal is not None
+        say(f"  valid note      -> {first.outcome.value}, proposal {first.proposal.id}")
         bad = app.propose(
             "internal_note",
             actor=agent,
             input={"conversation_id": "conv-1001", "content": ""},
         )
+        assert bad.proposal is not None
         problems = "; ".join(f"{e['field']}: {e['reason']}" for e in bad.errors)
         say(f"  empty note      -> {bad.outcome.value} ({problems})")
         again = app.propose("internal_note", actor=agent, input=note)
+        assert again.proposal is not None
         say(
             f"  same note again -> {again.outcome.value} of proposal "
-            f"{again.proposal.id}"  # type: ignore[union-attr]
+            f"{again.proposal.id}"
         )
 
         say("\n== Inbox")
@@ -67,22 +71,22 @@ def run_demo(database_file: str, say: Callable[[str], None]) -> None:
             say(f"  #{waiting.id} {waiting.tool} by {waiting.actor}: {waiting.preview}")
 
         say("\n== The operator approves")
-        assert first.proposal is not None
         approved = app.approve(
             first.proposal.id, actor=operator, note="Matches the ticket."
         )
         say(f"  proposal {approved.id} is {approved.status.value}")
 
-        say("\n== The executor runs what is due")
+        say("\n== The executor re-checks and runs what is due")
         for outcome in app.drain():
             say(f"  proposal {outcome.proposal_id} -> {outcome.status}")
+        say(f"  result: {json.dumps(app.get(first.proposal.id).result)}")
 
         say("\n== Conversation conv-1001")
         for message in app.messages("conv-1001"):
             say(f"  [{message['role']}] {message['content']}")
 
         say("\n== Audit trail")
-        for proposal_id in sorted({first.proposal.id, bad.proposal.id}):  # type: ignore[union-attr]
+        for proposal_id in (first.proposal.id, bad.proposal.id):
             proposal = app.get(proposal_id)
             say(f"  proposal {proposal.id} ({proposal.tool}) - {proposal.status.value}")
             for event in app.events(proposal_id):

@@ -1,63 +1,89 @@
-"""The executor, the only caller of a tool's ``run``: claim, re-check, run,
-record, each run's outcome committed with its event."""
+"""The executor, the only caller of a tool's ``run``: claim, re-check, run and
+record, each outcome committed together with its event."""
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextvars
 import datetime as dt
 import logging
+import os
 import random
 import socket
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Engine, Row, or_, select
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, Row, and_, func, or_, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ScalarSelect
 
-from cairnloop_core.actors import SYSTEM, Actor, Deny
-from cairnloop_core.errors import PermanentToolError, RetryableToolError
+from cairnloop_core.actors import SYSTEM, Actor, ActorKind
+from cairnloop_core.errors import PermanentToolError, RetryableToolError, StorageError
+from cairnloop_core.governance import NOTIFY_CHANNEL
 from cairnloop_core.hookspecs import RunContext
-from cairnloop_core.inputs import canonical_json, field_errors, hash_input, stored_input
+from cairnloop_core.inputs import canonical_json
 from cairnloop_core.proposals import ProposalStatus
+from cairnloop_core.recheck import RecheckFailed, recheck
 from cairnloop_core.registry import LoadedTool, Registry
-from cairnloop_core.schema import events, proposals, utcnow
+from cairnloop_core.schema import proposals, utcnow
 from cairnloop_core.settings import Settings
-from cairnloop_core.spec import ApprovalMode, RiskTier
-from cairnloop_core.store import EventDraft, transition
+from cairnloop_core.spec import ToolSpec
+from cairnloop_core.store import EventDraft, load_proposal, transition
 from cairnloop_core.telemetry import record, span
 
-__all__ = ["Executor", "RunOutcome"]
+__all__ = [
+    "Executor",
+    "RunOutcome",
+    "due_moments",
+    "earliest",
+    "retry_delay",
+    "run_key",
+]
 
 logger = logging.getLogger(__name__)
 
 S = ProposalStatus
-TIER_ORDER = list(RiskTier)
-MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What one executor step did to one proposal."""
+    """What one executor step did to one proposal.
+
+    ``status`` is the proposal's status afterwards. ``event`` is the audit
+    event the step committed (``succeeded``, ``attempt_failed``, ``released``,
+    ``failed`` or ``invalidated``), or ``lease_lost`` when another worker had
+    taken the proposal over and this step recorded nothing.
+    """
 
     proposal_id: int
     status: str
     reason: str | None = None
-
-
-class _Invalid(Exception):
-    """A re-check failed; the message is the readable reason."""
+    event: str = ""
+    tool: str = ""
+    attempt: int | None = None
 
 
 class _Failure(Exception):
+    """One attempt failed; ``error`` is the tool's exception, if it raised one."""
+
     def __init__(
-        self, reason: str, *, retryable: bool, retry_after: float | None
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        error: BaseException | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        self.error = error
 
 
 def run_key(proposal_id: int) -> str:
@@ -65,12 +91,87 @@ def run_key(proposal_id: int) -> str:
     return f"cairnloop-proposal-{proposal_id}"
 
 
+def retry_delay(spec: ToolSpec, attempt: int) -> float:
+    """Seconds to wait after failed ``attempt`` before the next one.
+
+    Capped exponential backoff with jitter: the ceiling doubles from
+    ``retry_base_seconds`` with each attempt up to ``retry_max_seconds``, and
+    the delay is drawn uniformly from the upper half of it, so workers that
+    failed together do not retry together.
+    """
+    exponent = min(max(attempt - 1, 0), 60)
+    ceiling = min(spec.retry_max_seconds, spec.retry_base_seconds * 2.0**exponent)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def due_moments(now: dt.datetime) -> list[ScalarSelect[Any]]:
+    """Subqueries for the next retry and the next lease expiry after ``now``."""
+    return [
+        select(func.min(proposals.c.due_at))
+        .where(proposals.c.status == S.APPROVED.value, proposals.c.due_at > now)
+        .scalar_subquery(),
+        select(func.min(proposals.c.lease_expires_at))
+        .where(
+            proposals.c.status == S.RUNNING.value,
+            proposals.c.lease_expires_at > now,
+        )
+        .scalar_subquery(),
+    ]
+
+
+def earliest(
+    connection: Connection, moments: list[ScalarSelect[Any]]
+) -> dt.datetime | None:
+    """The earliest of several moment subqueries, in one round trip."""
+    row = connection.execute(select(*moments)).one()
+    return min((m for m in row if m is not None), default=None)
+
+
+class _Call:
+    """One non-transactional run on its own daemon thread.
+
+    A daemon thread, because a run that ignores its timeout cannot be
+    killed; it must at least not keep the process alive.
+    """
+
+    def __init__(self, target: Callable[[], Any], name: str) -> None:
+        self.finished = threading.Event()
+        self.wake = threading.Event()
+        self.result: Any = None
+        self.failure: _Failure | None = None
+        context = contextvars.copy_context()
+        self._target = target
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=name, daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._target()
+        except _Failure as exc:
+            self.failure = exc
+        except BaseException as exc:
+            self.failure = _Failure(
+                f"The tool raised {type(exc).__name__}: {_text(exc)}",
+                retryable=True,
+                error=exc,
+            )
+        finally:
+            self.finished.set()
+            self.wake.set()
+
+
 class Executor:
-    """Claims due proposals one at a time and runs them exactly once.
+    """Claims due proposals one at a time and takes each to its next state.
 
     Transactional tools run inside the claim transaction: their writes, the
     outcome and the event commit together or not at all. Other tools run
     under a lease, outside any transaction, bounded by their timeout.
+    Several threads may share one executor; each ``run_once`` handles one
+    proposal.
     """
 
     def __init__(
@@ -84,41 +185,81 @@ class Executor:
         self.engine = engine
         self.registry = registry
         self.settings = settings
-        self.worker_id = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix="cairnloop-run"
+        self.worker_id = worker_id or (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         )
+        self._stopping = threading.Event()
+        self._calls: set[_Call] = set()
+        self._calls_lock = threading.RLock()
+
+    def request_stop(self) -> None:
+        """Cut waiting for runs in flight short to ``stop_grace_seconds``.
+
+        A run that finishes within the grace is recorded as usual; one that
+        does not is released for a retry with the same idempotency key.
+        """
+        self._stopping.set()
+        with self._calls_lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.wake.set()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop waiting for runs in flight; see ``request_stop``."""
+        self.request_stop()
 
     # -- claiming ----------------------------------------------------------------
 
     def run_once(self) -> RunOutcome | None:
         """Claim one due proposal and take it to its next state.
 
-        Returns ``None`` when nothing is due.
+        Returns ``None`` when nothing is due. Raises only when the database
+        fails; the proposal then stays claimable (or its lease expires).
         """
-        leased = None
+        failure: _Failure | None = None
+        leased: Row[Any] | None = None
         with self.engine.connect() as connection, connection.begin():
             row = self._claim(connection)
             if row is None:
                 return None
             loaded = self.registry.get_tool(row.tool)
-            try:
-                model = self._recheck(connection, row, loaded)
-            except _Invalid as exc:
-                outcome = self._invalidate(connection, row, str(exc))
+            recovered = row.status == S.RUNNING.value
+            if recovered and row.attempts >= row.max_attempts:
+                outcome = self._fail_abandoned(connection, row)
             else:
-                assert loaded is not None
-                if loaded.spec.transactional:
-                    outcome = self._run_transactional(connection, row, loaded, model)
+                try:
+                    model = recheck(connection, row, loaded, self.registry)
+                except RecheckFailed as exc:
+                    outcome = self._invalidate(connection, row, str(exc))
                 else:
-                    leased = self._lease(connection, row, loaded)
+                    assert loaded is not None
+                    if loaded.spec.transactional:
+                        outcome, failure = self._run_transactional(
+                            connection, row, loaded, model
+                        )
+                    else:
+                        leased = self._lease(connection, row, loaded)
+
         if leased is None:
-            self._report(outcome, row.tool)
+            self._report(outcome, failure)
             return outcome
         assert loaded is not None
+        if recovered:
+            logger.warning(
+                "Recovered proposal %s: the lease of %s expired; attempt %s runs "
+                "with the same idempotency key",
+                row.id,
+                row.lease_owner,
+                leased.attempts,
+                extra={"event": "lease_recovered", "proposal_id": row.id},
+            )
+        record(
+            "proposal_started",
+            tool=row.tool,
+            proposal_id=row.id,
+            attempt=leased.attempts,
+            worker=self.worker_id,
+        )
         return self._run_leased(leased, loaded, model)
 
     def drain(self, limit: int | None = None) -> list[RunOutcome]:
@@ -131,16 +272,30 @@ class Executor:
             done.append(outcome)
         return done
 
+    def next_due(self) -> dt.datetime | None:
+        """When the next retry or lease expiry falls due, if any is pending."""
+        with self.engine.connect() as connection:
+            moment = earliest(connection, due_moments(utcnow()))
+            connection.rollback()
+        return moment
+
     def _claim(self, connection: Connection) -> Row[Any] | None:
+        # On PostgreSQL the row lock is held until the step commits, and
+        # other workers skip it; on SQLite the transaction began with
+        # BEGIN IMMEDIATE, so this worker is the only writer until then.
         now = utcnow()
         query = (
             select(proposals)
             .where(
                 or_(
-                    (proposals.c.status == S.APPROVED.value)
-                    & (proposals.c.due_at <= now),
-                    (proposals.c.status == S.RUNNING.value)
-                    & (proposals.c.lease_expires_at <= now),
+                    and_(
+                        proposals.c.status == S.APPROVED.value,
+                        proposals.c.due_at <= now,
+                    ),
+                    and_(
+                        proposals.c.status == S.RUNNING.value,
+                        proposals.c.lease_expires_at <= now,
+                    ),
                 )
             )
             .order_by(proposals.c.due_at, proposals.c.id)
@@ -149,77 +304,6 @@ class Executor:
         if connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return connection.execute(query).first()
-
-    # -- re-checking ---------------------------------------------------------------
-
-    def _recheck(
-        self, connection: Connection, row: Row[Any], loaded: LoadedTool | None
-    ) -> BaseModel:
-        if loaded is None:
-            raise _Invalid(f"Tool {row.tool!r} is no longer installed.")
-        spec = loaded.spec
-        if TIER_ORDER.index(spec.risk_tier) > TIER_ORDER.index(RiskTier(row.risk_tier)):
-            raise _Invalid(
-                f"Tool {row.tool!r} is now {spec.risk_tier.value}, riskier than "
-                f"{row.risk_tier} when it was approved."
-            )
-        if spec.approval_mode.strictness > ApprovalMode(row.approval_mode).strictness:
-            raise _Invalid(
-                f"Tool {row.tool!r} now needs {spec.approval_mode.value}, stricter "
-                f"than {row.approval_mode} when it was approved."
-            )
-        if row.expires_at <= utcnow():
-            raise _Invalid("The TTL passed before the proposal could run.")
-
-        approved_hash = connection.execute(
-            select(events.c.input_hash)
-            .where(events.c.proposal_id == row.id, events.c.type == "approved")
-            .order_by(events.c.seq.desc())
-            .limit(1)
-        ).scalar()
-        if hash_input(row.input) != row.input_hash or approved_hash != row.input_hash:
-            raise _Invalid("The input differs from the input that was approved.")
-        try:
-            model = spec.input_model.model_validate(row.input)
-        except ValidationError as exc:
-            raise _Invalid(
-                f"The input is no longer valid for tool {row.tool!r}: "
-                f"{_errors_text(exc)}"
-            ) from None
-        if hash_input(stored_input(model)) != row.input_hash:
-            raise _Invalid("The input no longer means what was approved.")
-
-        actor = Actor(row.actor_id, row.actor_kind)
-        current = self.registry.current_scopes(actor)
-        held = set(current if current is not None else row.scopes)
-        try:
-            required = self.registry.required_scopes(loaded)
-        except Exception:
-            raise _Invalid("The scope check of a plugin failed.") from None
-        missing = sorted(required - held)
-        if missing:
-            raise _Invalid(f"The actor no longer holds scopes: {', '.join(missing)}.")
-        verdict = self.registry.authorize(
-            loaded, actor, {**(row.context or {}), "scopes": sorted(held)}
-        )
-        if isinstance(verdict, Deny):
-            raise _Invalid(f"Authorization now denies the call: {verdict.reason}")
-        return model
-
-    def _invalidate(
-        self, connection: Connection, row: Row[Any], reason: str
-    ) -> RunOutcome:
-        result = transition(
-            connection,
-            row.id,
-            expected=(row.status,),
-            drafts=[
-                EventDraft("invalidated", SYSTEM, None, S.INVALIDATED, reason=reason)
-            ],
-            values={"reason": reason, "dedupe_key": None, "lease_owner": None},
-            row=row,
-        )
-        return RunOutcome(row.id, result.row.status, reason)
 
     # -- running -------------------------------------------------------------------
 
@@ -230,7 +314,7 @@ class Executor:
             proposal_id=row.id,
             idempotency_key=run_key(row.id),
             attempt=attempt,
-            actor=Actor(row.actor_id, row.actor_kind),
+            actor=Actor(row.actor_id, ActorKind(row.actor_kind)),
             context=dict(row.context or {}),
             session=session,
         )
@@ -239,32 +323,29 @@ class Executor:
         try:
             result = self.registry.run(loaded, model, context.actor, context)
         except PermanentToolError as exc:
-            raise _Failure(_text(exc), retryable=False, retry_after=None) from None
+            raise _Failure(_text(exc), retryable=False) from None
         except RetryableToolError as exc:
             raise _Failure(
                 _text(exc), retryable=True, retry_after=exc.retry_after
             ) from None
+        except SQLAlchemyError as exc:
+            # The driver's message carries SQL and parameters; the log keeps
+            # them, the reason names the kind of failure only.
+            kind = type(getattr(exc, "orig", None) or exc).__name__
+            raise _Failure(
+                f"The tool's database write failed: {kind}", retryable=True, error=exc
+            ) from None
         except Exception as exc:
-            logger.warning(
-                "Tool %r raised %s on proposal %s",
-                loaded.spec.name,
-                type(exc).__name__,
-                context.proposal_id,
-                exc_info=True,
-                extra={"event": "run_raised", "proposal_id": context.proposal_id},
-            )
             raise _Failure(
                 f"The tool raised {type(exc).__name__}: {_text(exc)}",
                 retryable=True,
-                retry_after=None,
+                error=exc,
             ) from None
         try:
             canonical_json(result)
         except (TypeError, ValueError):
             raise _Failure(
-                "The tool returned a result that is not JSON.",
-                retryable=False,
-                retry_after=None,
+                "The tool returned a result that is not JSON.", retryable=False
             ) from None
         return result
 
@@ -274,36 +355,54 @@ class Executor:
         row: Row[Any],
         loaded: LoadedTool,
         model: BaseModel,
-    ) -> RunOutcome:
+    ) -> tuple[RunOutcome, _Failure | None]:
         attempt = row.attempts + 1
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
         try:
             with span(
                 "cairnloop.run", tool=row.tool, proposal_id=row.id, attempt=attempt
-            ):
-                result = self._call(loaded, model, self._context(row, attempt, session))
+            ) as traced:
+                result, failure = self._attempt_in_session(
+                    session, loaded, model, self._context(row, attempt, session)
+                )
+                if failure is not None:
+                    traced.fail(failure.reason)
+        finally:
+            session.close()
+        if failure is not None:
+            outcome = self._record_failure(connection, row, loaded, attempt, failure)
+        else:
+            outcome = self._record_success(connection, row, attempt, result)
+        return outcome, failure
+
+    def _attempt_in_session(
+        self,
+        session: Session,
+        loaded: LoadedTool,
+        model: BaseModel,
+        context: RunContext,
+    ) -> tuple[Any, _Failure | None]:
+        try:
+            result = self._call(loaded, model, context)
             session.commit()
         except _Failure as exc:
             session.rollback()
-            return self._record_failure(connection, row, loaded, attempt, exc)
+            return None, exc
         except Exception as exc:
             session.rollback()
-            write_failure = _Failure(
-                f"The tool's writes failed: {type(exc).__name__}",
+            kind = type(getattr(exc, "orig", None) or exc).__name__
+            return None, _Failure(
+                f"The tool's database write failed: {kind}",
                 retryable=True,
-                retry_after=None,
+                error=exc,
             )
-            return self._record_failure(connection, row, loaded, attempt, write_failure)
-        finally:
-            session.close()
-        return self._record_success(connection, row, attempt, result)
+        return result, None
 
     def _lease(
         self, connection: Connection, row: Row[Any], loaded: LoadedTool
     ) -> Row[Any]:
         attempt = row.attempts + 1
-        now = utcnow()
-        lease = loaded.spec.timeout_seconds + self.settings.lease_margin_seconds
+        seconds = loaded.spec.timeout_seconds + self.settings.lease_margin_seconds
         recovered = row.status == S.RUNNING.value
         draft = EventDraft(
             "lease_recovered" if recovered else "started",
@@ -311,87 +410,215 @@ class Executor:
             None,
             S.RUNNING,
             attempt=attempt,
-            reason=f"lease of {row.lease_owner} expired" if recovered else None,
-            data={"worker": self.worker_id},
+            reason=f"the lease of {row.lease_owner} expired" if recovered else None,
+            data={"worker": self.worker_id, "lease_seconds": seconds},
         )
-        result = transition(
+        leased = self._apply(
             connection,
-            row.id,
-            expected=(row.status,),
-            drafts=[draft],
-            values={
+            row,
+            draft,
+            {
                 "attempts": attempt,
                 "lease_owner": self.worker_id,
-                "lease_expires_at": now + _seconds(lease),
+                "lease_expires_at": utcnow() + _seconds(seconds),
             },
-            row=row,
         )
-        return result.row
+        # Idle workers learn of the lease's expiry, in case this one dies.
+        _notify(connection)
+        return leased
 
     def _run_leased(
         self, row: Row[Any], loaded: LoadedTool, model: BaseModel
     ) -> RunOutcome:
         attempt = row.attempts
+        spec = loaded.spec
         context = self._context(row, attempt, None)
-        future = self._pool.submit(self._call, loaded, model, context)
-        try:
-            with span(
-                "cairnloop.run", tool=row.tool, proposal_id=row.id, attempt=attempt
-            ):
-                result = future.result(timeout=loaded.spec.timeout_seconds)
-            failure = None
-        except concurrent.futures.TimeoutError:
-            # The thread cannot be stopped; it finishes on its own while the
-            # retry runs with the same idempotency key.
-            failure = _Failure(
-                "The tool did not finish within "
-                f"{loaded.spec.timeout_seconds:g} seconds.",
-                retryable=True,
-                retry_after=None,
+        with span(
+            "cairnloop.run", tool=row.tool, proposal_id=row.id, attempt=attempt
+        ) as traced:
+            call = _Call(
+                lambda: self._call(loaded, model, context),
+                name=f"cairnloop-run-{row.id}-{attempt}",
             )
-        except _Failure as exc:
-            failure = exc
+            call.start()
+            ending = self._await(call, row.id, spec.timeout_seconds)
+            failure = call.failure
+            if ending == "timed_out":
+                failure = _Failure(
+                    f"The tool did not finish within {spec.timeout_seconds:g} seconds.",
+                    retryable=True,
+                )
+            elif ending == "released":
+                failure = _Failure(
+                    "The worker stopped before the tool finished.",
+                    retryable=True,
+                    retry_after=0.0,
+                )
+            if failure is not None:
+                traced.fail(failure.reason)
 
         with self.engine.begin() as connection:
-            current = connection.execute(
-                select(proposals).where(proposals.c.id == row.id)
-            ).first()
-            if current is None or current.lease_owner != self.worker_id:
-                logger.warning(
-                    "Lost the lease on proposal %s before recording its outcome",
-                    row.id,
-                    extra={"event": "lease_lost", "proposal_id": row.id},
+            current = load_proposal(connection, row.id, for_update=True)
+            if not (
+                current.status == S.RUNNING.value
+                and current.lease_owner == self.worker_id
+                and current.attempts == attempt
+            ):
+                outcome = RunOutcome(
+                    row.id, current.status, None, "lease_lost", row.tool, attempt
                 )
-                return RunOutcome(row.id, current.status if current else "missing")
-            if failure is not None:
-                outcome = self._record_failure(
-                    connection, current, loaded, attempt, failure
+            elif failure is None:
+                outcome = self._record_success(
+                    connection, current, attempt, call.result
                 )
             else:
-                outcome = self._record_success(connection, current, attempt, result)
-        self._report(outcome, row.tool)
+                outcome = self._record_failure(
+                    connection,
+                    current,
+                    loaded,
+                    attempt,
+                    failure,
+                    retry_event="released" if ending == "released" else None,
+                )
+
+        if outcome.event == "lease_lost":
+            logger.warning(
+                "Attempt %s at proposal %s ended after its lease was taken over; "
+                "its outcome was not recorded",
+                attempt,
+                row.id,
+                extra={"event": "lease_lost", "proposal_id": row.id},
+            )
+            return outcome
+        if ending == "timed_out":
+            logger.warning(
+                "Attempt %s at proposal %s did not finish within %gs; its thread "
+                "was abandoned",
+                attempt,
+                row.id,
+                spec.timeout_seconds,
+                extra={"event": "run_timed_out", "proposal_id": row.id},
+            )
+        self._report(outcome, failure)
         return outcome
 
+    def _await(self, call: _Call, proposal_id: int, timeout: float) -> str:
+        """Wait for a run; answer ``finished``, ``timed_out`` or ``released``."""
+        deadline = time.monotonic() + timeout
+        with self._calls_lock:
+            self._calls.add(call)
+        try:
+            if self._stopping.is_set():
+                call.wake.set()
+            call.wake.wait(timeout)
+            if call.finished.is_set():
+                return "finished"
+            if not self._stopping.is_set():
+                return "timed_out"
+
+            remaining = max(deadline - time.monotonic(), 0.0)
+            grace = min(self.settings.stop_grace_seconds, remaining)
+            logger.info(
+                "Stopping: waiting up to %.1fs for the run of proposal %s",
+                grace,
+                proposal_id,
+                extra={"event": "stop_waiting", "proposal_id": proposal_id},
+            )
+            if call.finished.wait(grace):
+                return "finished"
+            return "released" if time.monotonic() < deadline else "timed_out"
+        finally:
+            with self._calls_lock:
+                self._calls.discard(call)
+
     # -- recording -----------------------------------------------------------------
+
+    def _apply(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        draft: EventDraft,
+        values: dict[str, Any],
+    ) -> Row[Any]:
+        # The row is locked (or the SQLite write lock is held), so the
+        # compare-and-set can only fail if something bypassed Cairnloop.
+        result = transition(
+            connection,
+            row.id,
+            expected=(row.status,),
+            drafts=[draft],
+            values=values,
+            row=row,
+        )
+        if not result.applied:
+            raise StorageError(
+                f"Proposal {row.id} changed while this worker held it "
+                f"(it is now {result.row.status}); nothing was recorded."
+            )
+        return result.row
+
+    def _invalidate(
+        self, connection: Connection, row: Row[Any], reason: str
+    ) -> RunOutcome:
+        if row.status == S.RUNNING.value:
+            reason += (
+                f" Attempt {row.attempts} may have reached the tool before its "
+                "worker stopped."
+            )
+        reason = self._clip(reason)
+        self._apply(
+            connection,
+            row,
+            EventDraft("invalidated", SYSTEM, None, S.INVALIDATED, reason=reason),
+            {
+                "reason": reason,
+                "dedupe_key": None,
+                "due_at": None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+        )
+        return RunOutcome(
+            row.id, S.INVALIDATED.value, reason, "invalidated", row.tool, None
+        )
+
+    def _fail_abandoned(self, connection: Connection, row: Row[Any]) -> RunOutcome:
+        reason = (
+            f"Attempt {row.attempts} of {row.max_attempts} never reported back: "
+            f"its worker ({row.lease_owner}) stopped and the lease expired. "
+            "No attempts are left; the outcome of that attempt is unknown."
+        )
+        self._apply(
+            connection,
+            row,
+            EventDraft(
+                "failed", SYSTEM, None, S.FAILED, reason=reason, attempt=row.attempts
+            ),
+            {
+                "reason": reason,
+                "dedupe_key": None,
+                "due_at": None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+        )
+        return RunOutcome(row.id, S.FAILED.value, reason, "failed", row.tool)
 
     def _record_success(
         self, connection: Connection, row: Row[Any], attempt: int, result: Any
     ) -> RunOutcome:
-        transition(
+        self._apply(
             connection,
-            row.id,
-            expected=(row.status,),
-            drafts=[
-                EventDraft(
-                    "succeeded",
-                    SYSTEM,
-                    None,
-                    S.SUCCEEDED,
-                    attempt=attempt,
-                    data={"result": result},
-                )
-            ],
-            values={
+            row,
+            EventDraft(
+                "succeeded",
+                SYSTEM,
+                None,
+                S.SUCCEEDED,
+                attempt=attempt,
+                data={"result": result},
+            ),
+            {
                 "attempts": attempt,
                 "result": result,
                 "reason": None,
@@ -400,9 +627,10 @@ class Executor:
                 "lease_expires_at": None,
                 "due_at": None,
             },
-            row=row,
         )
-        return RunOutcome(row.id, S.SUCCEEDED.value)
+        return RunOutcome(
+            row.id, S.SUCCEEDED.value, None, "succeeded", row.tool, attempt
+        )
 
     def _record_failure(
         self,
@@ -411,55 +639,75 @@ class Executor:
         loaded: LoadedTool,
         attempt: int,
         failure: _Failure,
+        *,
+        retry_event: str | None = None,
     ) -> RunOutcome:
-        spec = loaded.spec
-        reason = failure.reason[:MAX_REASON]
+        reason = self._clip(failure.reason)
         common = {"attempts": attempt, "lease_owner": None, "lease_expires_at": None}
         if failure.retryable and attempt < row.max_attempts:
-            delay = failure.retry_after
-            if delay is None:
-                ceiling = min(
-                    spec.retry_max_seconds, spec.retry_base_seconds * 2 ** (attempt - 1)
-                )
-                delay = random.uniform(ceiling / 2, ceiling)
+            if failure.retry_after is not None:
+                delay = max(float(failure.retry_after), 0.0)
+            else:
+                delay = retry_delay(loaded.spec, attempt)
             due = utcnow() + _seconds(delay)
+            event = retry_event or "attempt_failed"
             draft = EventDraft(
-                "attempt_failed",
+                event,
                 SYSTEM,
                 None,
                 S.APPROVED,
                 reason=reason,
                 attempt=attempt,
-                data={"retry_at": due.isoformat()},
+                data={"retry_in_seconds": round(delay, 6), "retry_at": due.isoformat()},
             )
             values = {**common, "due_at": due, "reason": reason}
             status = S.APPROVED
+            # Idle workers learn when the retry falls due.
+            _notify(connection)
         else:
-            if failure.retryable:
-                reason = f"All {row.max_attempts} attempts failed; the last: {reason}"
+            if failure.retryable and row.max_attempts == 1:
+                reason = self._clip(f"Its only attempt failed: {reason}")
+            elif failure.retryable:
+                reason = self._clip(
+                    f"All {row.max_attempts} attempts failed; the last: {reason}"
+                )
+            event = "failed"
             draft = EventDraft(
-                "failed", SYSTEM, None, S.FAILED, reason=reason, attempt=attempt
+                event, SYSTEM, None, S.FAILED, reason=reason, attempt=attempt
             )
             values = {**common, "due_at": None, "reason": reason, "dedupe_key": None}
             status = S.FAILED
-        transition(
-            connection,
-            row.id,
-            expected=(row.status,),
-            drafts=[draft],
-            values=values,
-            row=row,
-        )
-        return RunOutcome(row.id, status.value, reason)
+        self._apply(connection, row, draft, values)
+        return RunOutcome(row.id, status.value, reason, event, row.tool, attempt)
 
-    def _report(self, outcome: RunOutcome, tool: str) -> None:
+    def _clip(self, reason: str) -> str:
+        limit = self.settings.max_reason_length
+        return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+    def _report(self, outcome: RunOutcome, failure: _Failure | None) -> None:
         # Called only once the outcome's transaction has committed.
+        if failure is not None and failure.error is not None:
+            logger.warning(
+                "Tool %r raised %s on attempt %s at proposal %s",
+                outcome.tool,
+                type(failure.error).__name__,
+                outcome.attempt,
+                outcome.proposal_id,
+                exc_info=failure.error,
+                extra={"event": "run_raised", "proposal_id": outcome.proposal_id},
+            )
         record(
-            f"proposal_{outcome.status}",
-            tool=tool,
+            f"proposal_{outcome.event}",
+            tool=outcome.tool,
             proposal_id=outcome.proposal_id,
+            attempt=outcome.attempt,
             reason=outcome.reason,
         )
+
+
+def _notify(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 def _seconds(value: float) -> dt.timedelta:
@@ -468,8 +716,4 @@ def _seconds(value: float) -> dt.timedelta:
 
 def _text(exc: BaseException) -> str:
     message = str(exc).strip() or type(exc).__name__
-    return message[:MAX_REASON]
-
-
-def _errors_text(error: ValidationError) -> str:
-    return "; ".join(f"{e['field']}: {e['reason']}" for e in field_errors(error))
+    return message[:2000]

@@ -33,7 +33,9 @@ class Settings:
     ``allow_self_approval`` lets an actor approve their own proposal.
     ``poll_seconds`` is how often an idle worker looks for work when no
     wake-up reaches it. ``lease_margin_seconds`` is added to a tool's timeout
-    to form the lease of a non-transactional run.
+    to form the lease of a non-transactional run. ``stop_grace_seconds`` is
+    how long a stopping worker still waits for a non-transactional run before
+    it releases the proposal for a retry.
     """
 
     ttl: dt.timedelta = dt.timedelta(hours=48)
@@ -41,6 +43,7 @@ class Settings:
     max_reason_length: int = 2000
     poll_seconds: float = 1.0
     lease_margin_seconds: float = 30.0
+    stop_grace_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         check_ttl(self.ttl)
@@ -52,3 +55,7 @@ class Settings:
             raise InvalidArgument("max_reason_length", "must be a positive integer")
         if self.poll_seconds <= 0:
             raise InvalidArgument("poll_seconds", "must be greater than zero")
+        if self.lease_margin_seconds < 0:
+            raise InvalidArgument("lease_margin_seconds", "must not be negative")
+        if self.stop_grace_seconds < 0:
+            raise InvalidArgument("stop_grace_seconds", "must not be negative")

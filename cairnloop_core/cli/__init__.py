@@ -51,6 +51,8 @@ def cli(ctx: click.Context, database_url: str | None, log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic narrates every schema check at info; only its problems matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = State(database_url=database_url)
     ctx.call_on_close(ctx.obj.close)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -38,20 +38,60 @@ def upgrade(state: State) -> None:
     show_default=True,
     help="Proposals run at the same time by this process.",
 )
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Longest idle sleep when no wake-up arrives (default 1).",
+)
+@click.option(
+    "--lease-margin",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Added to a tool's timeout to form its lease (default 30).",
+)
+@click.option(
+    "--stop-grace",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="On SIGTERM, how long a running call may still finish (default 10).",
+)
 @click.pass_obj
-def worker(state: State, once: bool, concurrency: int) -> None:
-    """Run the executor: claim approved proposals, re-check and run them."""
+def worker(
+    state: State,
+    once: bool,
+    concurrency: int,
+    poll_seconds: float | None,
+    lease_margin: float | None,
+    stop_grace: float | None,
+) -> None:
+    """Run the executor: claim approved proposals, re-check and run them.
+
+    SIGTERM or Ctrl-C stops it cleanly: each loop finishes its current
+    proposal (a call still running after the grace is released for a retry)
+    and the command exits 0. A second signal interrupts at once.
+    """
+    from cairnloop_core.worker import Worker
+
     app = state.app()
-    runner = app.worker(concurrency=concurrency)
-
-    def _stop(signum: int, _frame: Any) -> None:
-        runner.request_stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    overrides: dict[str, Any] = {
+        "poll_seconds": poll_seconds,
+        "lease_margin_seconds": lease_margin,
+        "stop_grace_seconds": stop_grace,
+    }
+    settings = replace(
+        app.settings, **{k: v for k, v in overrides.items() if v is not None}
+    )
+    runner = Worker(app, concurrency=concurrency, settings=settings)
+    runner.stop_on_signals()
     handled = runner.run(once=once)
     if once:
         click.echo(f"Handled {handled} proposal(s).")
+    else:
+        click.echo(f"Stopped after handling {handled} proposal(s).")
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
