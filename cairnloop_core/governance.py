@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, Row, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cairnloop_core.actors import SYSTEM, Actor, ActorKind, Deny
@@ -273,12 +273,6 @@ class Governance:
         # dedupe against unkeyed calls of the same input, nor against other keys.
         dedupe_key = request_hash if live and key is None else None
 
-        # A duplicate of a caller key or of a live proposal answers with the
-        # existing row; the insert below is the tie-breaker under races.
-        existing = self._find_duplicate(key, dedupe_key, request_hash)
-        if existing is not None:
-            return existing
-
         now = utcnow()
         if live and spec.approval_mode is ApprovalMode.AUTO:
             status, due_at = S.APPROVED, now
@@ -330,17 +324,24 @@ class Governance:
             "decided_by": SYSTEM.id if status is S.APPROVED else None,
             "created_at": now,
         }
+        # One transaction: a duplicate of a caller key or of a live proposal
+        # answers with the existing row, and the unique keys settle races.
         try:
             with self.engine.begin() as connection:
-                proposal_id = insert_proposal(connection, values, drafts)
-                if status is S.APPROVED:
-                    self._notify(connection)
-                row = load_proposal(connection, proposal_id)
+                duplicate = self._duplicate_row(connection, key, dedupe_key)
+                if duplicate is None:
+                    proposal_id = insert_proposal(connection, values, drafts)
+                    if status is S.APPROVED:
+                        self._notify(connection)
+                    row = load_proposal(connection, proposal_id)
         except IntegrityError:
-            existing = self._find_duplicate(key, dedupe_key, request_hash)
-            if existing is None:
+            with self.engine.connect() as connection:
+                duplicate = self._duplicate_row(connection, key, dedupe_key)
+                connection.rollback()
+            if duplicate is None:
                 raise
-            return existing
+        if duplicate is not None:
+            return self._duplicate_result(duplicate, key, request_hash)
 
         proposal = Proposal.from_row(row)
         record(
@@ -358,20 +359,20 @@ class Governance:
             reason=None if live else verdict.get("reason"),
         )
 
-    def _find_duplicate(
-        self, key: str | None, dedupe_key: str | None, request_hash: str
-    ) -> ProposeResult | None:
-        if key is None and dedupe_key is None:
+    def _duplicate_row(
+        self, connection: Connection, key: str | None, dedupe_key: str | None
+    ) -> Row[Any] | None:
+        if key is not None:
+            query = select(proposals).where(proposals.c.idempotency_key == key)
+        elif dedupe_key is not None:
+            query = select(proposals).where(proposals.c.dedupe_key == dedupe_key)
+        else:
             return None
-        with self.engine.connect() as connection:
-            if key is not None:
-                query = select(proposals).where(proposals.c.idempotency_key == key)
-            else:
-                query = select(proposals).where(proposals.c.dedupe_key == dedupe_key)
-            row = connection.execute(query).first()
-            connection.rollback()
-        if row is None:
-            return None
+        return connection.execute(query).first()
+
+    def _duplicate_result(
+        self, row: Row[Any], key: str | None, request_hash: str
+    ) -> ProposeResult:
         if row.request_hash != request_hash:
             raise IdempotencyConflict(key or "", row.id)
         proposal = Proposal.from_row(row)
@@ -401,9 +402,7 @@ class Governance:
 
         def guard(row: Any) -> None:
             if (
-                not self.settings.allow_self_approval
-                and row.actor_id == actor.id
-                and row.actor_kind == actor.kind.value
+                not self.settings.allow_self_approval and row.actor_id == actor.id
             ):
                 raise DecisionRefused(
                     proposal_id,

@@ -217,6 +217,19 @@ def test_an_actor_cannot_approve_their_own_proposal(app: Cairnloop) -> None:
     assert app.approve(pid, actor="bob").status == "approved"
 
 
+def test_an_agent_id_cannot_be_approved_by_an_operator_of_the_same_id(
+    app: Cairnloop,
+) -> None:
+    pid = _pending(app, actor=Actor("support-bot", "agent"))
+    before = snapshot(app.engine)
+
+    with pytest.raises(DecisionRefused) as caught:
+        app.approve(pid, actor=Actor("support-bot", "operator"))
+
+    assert "cannot also approve it" in str(caught.value)
+    assert snapshot(app.engine) == before
+
+
 def test_the_proposer_may_still_reject_or_defer_their_own_proposal(
     app: Cairnloop,
 ) -> None:
