@@ -105,7 +105,8 @@ def retry_delay(spec: ToolSpec, attempt: int) -> float:
 
 
 def due_moments(now: dt.datetime) -> list[ScalarSelect[Any]]:
-    """Subqueries for the next retry and the next lease expiry after ``now``."""
+    """Subqueries for the first retry and lease expiry that fall due after
+    ``now``; a moment already past means work became due since ``now``."""
     return [
         select(func.min(proposals.c.due_at))
         .where(proposals.c.status == S.APPROVED.value, proposals.c.due_at > now)

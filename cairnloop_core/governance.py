@@ -401,9 +401,7 @@ class Governance:
         proposal_id = check_proposal_id(proposal_id)
 
         def guard(row: Any) -> None:
-            if (
-                not self.settings.allow_self_approval and row.actor_id == actor.id
-            ):
+            if not self.settings.allow_self_approval and row.actor_id == actor.id:
                 raise DecisionRefused(
                     proposal_id,
                     f"Proposal {proposal_id} was proposed by {actor.id!r}, who "

@@ -286,6 +286,7 @@ class Worker:
         force_sweep = True
         while not self._stop.is_set():
             self._sweep(force=force_sweep)
+            checked_at = utcnow()
             try:
                 outcome = self.executor.run_once()
             except Exception:
@@ -307,13 +308,17 @@ class Worker:
                 continue
             if once:
                 return
-            force_sweep = not self._idle()
+            force_sweep = not self._idle(checked_at)
 
-    def _idle(self) -> bool:
-        """Sleep until woken or something falls due; True if woken."""
+    def _idle(self, checked_at: dt.datetime) -> bool:
+        """Sleep until woken or something falls due; True if woken.
+
+        ``checked_at`` is when the loop last looked for due work: a retry or
+        lease expiry that fell due since then wakes the loop at once.
+        """
         timeout = self.settings.poll_seconds
         try:
-            upcoming = self._next_moment()
+            upcoming = self._next_moment(checked_at)
         except Exception:
             logger.debug(
                 "Could not read when work falls due; polling",
@@ -332,7 +337,7 @@ class Worker:
             self._tokens -= 1
             return True
 
-    def _next_moment(self) -> dt.datetime | None:
+    def _next_moment(self, checked_at: dt.datetime) -> dt.datetime | None:
         # Expiry moments count from the last sweep, not from now: one that
         # fell due since then is in the past and wakes the loop at once.
         since = self._swept_until
@@ -353,7 +358,7 @@ class Worker:
             .scalar_subquery()
         )
         with self.app.engine.connect() as connection:
-            moment = earliest(connection, [*due_moments(utcnow()), expiry, deferral])
+            moment = earliest(connection, [*due_moments(checked_at), expiry, deferral])
             connection.rollback()
         return moment
 

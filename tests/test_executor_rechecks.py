@@ -31,7 +31,9 @@ def apps(database_url: str) -> Iterator[Apps]:
     opened.close()
 
 
-def assert_invalidated(app: Cairnloop, proposal_id: int, reason: str) -> None:
+def assert_invalidated(
+    app: Cairnloop, proposal_id: int, reason: str, *, tampered: bool = False
+) -> None:
     proposal = app.get(proposal_id)
     assert proposal.status.value == "invalidated"
     assert proposal.reason == reason
@@ -43,7 +45,14 @@ def assert_invalidated(app: Cairnloop, proposal_id: int, reason: str) -> None:
         "invalidated",
         reason,
     )
-    assert app.verify_audit()[1] == []
+    problems = [str(p) for p in app.verify_audit()[1]]
+    if tampered:
+        assert problems == [
+            f"proposal {proposal_id}, its event list: its input no longer matches "
+            "its input hash; the input was changed after it was proposed"
+        ]
+    else:
+        assert problems == []
 
 
 def test_tool_uninstalled_since_approval_is_invalidated_and_never_run(
@@ -170,7 +179,10 @@ def test_input_edited_in_the_database_after_approval_invalidates(
 
     assert tool.calls == []
     assert_invalidated(
-        app, proposal_id, "The input differs from the input that was approved."
+        app,
+        proposal_id,
+        "The input differs from the input that was approved.",
+        tampered=True,
     )
 
 

@@ -20,9 +20,11 @@ from cairnloop_core.database import (
 from cairnloop_core.schema import metadata
 
 VERSION_TABLE = "cairnloop_alembic_version"
+HEAD = "0002"
 TABLES = {
     "cairnloop_conversations",
     "cairnloop_events",
+    "cairnloop_mcp_tokens",
     "cairnloop_messages",
     "cairnloop_proposals",
 }
@@ -80,7 +82,7 @@ def test_upgrade_from_an_empty_database_creates_every_table(engine: Engine) -> N
 
     upgrade_schema(engine)
 
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
     assert _tables(engine) == TABLES
 
 
@@ -98,7 +100,7 @@ def test_upgrade_twice_changes_nothing(engine: Engine) -> None:
     upgrade_schema(engine)
     upgrade_schema(engine)
 
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
     assert _differences(engine) == []
 
 
@@ -141,7 +143,7 @@ def test_downgrade_to_base_drops_everything_and_upgrade_restores_it(
 
     upgrade_schema(engine)
 
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
     assert _tables(engine) == TABLES
     assert _differences(engine) == []
     with Cairnloop(engine=engine) as app:
@@ -161,7 +163,7 @@ def test_cli_db_upgrade_applies_the_migrations(database_url: str) -> None:
 
     assert (result.code, result.stdout, result.stderr) == (
         0,
-        "Database schema is at revision 0001.\n",
+        f"Database schema is at revision {HEAD}.\n",
         "",
     )
     engine = create_engine(database_url)

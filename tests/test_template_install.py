@@ -266,7 +266,7 @@ def test_high_write_tool_refuses_agents_and_needs_a_second_operator(
     assert (by_operator["outcome"], by_operator["status"]) == ("created", "pending")
     assert self_approval.returncode == 1
     assert self_approval.stderr == (
-        "Refused: 'olivia' proposed 2 and cannot approve it; "
+        "Refused: Proposal 2 was proposed by 'olivia', who cannot also approve it; "
         "another operator must decide.\n"
     )
     assert approved.returncode == 0

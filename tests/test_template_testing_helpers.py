@@ -214,7 +214,7 @@ def test_approving_ones_own_proposal_is_refused(
             "greet", {"name": "Ada"}, actor=TEST_OPERATOR, approver=TEST_OPERATOR
         )
 
-    assert "cannot approve it; another operator must decide" in str(refused.value)
+    assert "cannot also approve it; another operator must decide" in str(refused.value)
     assert cairnloop_harness.app.count_by_status() == {"pending": 1}
 
 
