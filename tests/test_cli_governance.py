@@ -694,6 +694,25 @@ def test_unreachable_database_is_one_line_exit_2(tool_site: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_file_that_is_not_sqlite_is_one_line_exit_2_and_left_alone(
+    tmp_path: Path, tool_site: Path
+) -> None:
+    corrupt = tmp_path / "cairnloop.db"
+    corrupt.write_bytes(b"not a database, just bytes\n" * 200)
+    url = f"sqlite:///{corrupt}"
+
+    results = run_cli_many(
+        url, [["inbox"], ["db", "upgrade"], ["audit", "verify"]], tool_site=tool_site
+    )
+
+    message = (
+        "Error: the database could not be used: file is not a database; check "
+        "that the database URL names an SQLite file Cairnloop created.\n"
+    )
+    assert [(r.code, r.stdout, r.stderr) for r in results] == [(2, "", message)] * 3
+    assert corrupt.read_bytes() == b"not a database, just bytes\n" * 200
+
+
 UNSTORABLE = (
     "must not hold NUL characters or unpaired surrogates, which cannot be "
     "stored; remove them"
