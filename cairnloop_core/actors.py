@@ -25,6 +25,7 @@ class Actor:
 
     def __post_init__(self) -> None:
         from cairnloop_core.errors import InvalidArgument
+        from cairnloop_core.inputs import UNSTORABLE_TEXT, unstorable_text
 
         if not isinstance(self.id, str) or not self.id.strip():
             raise InvalidArgument("actor", "must be a non-blank id")
@@ -32,6 +33,8 @@ class Actor:
             raise InvalidArgument(
                 "actor", f"must be at most {MAX_ACTOR_ID_LENGTH} characters"
             )
+        if unstorable_text(self.id):
+            raise InvalidArgument("actor", UNSTORABLE_TEXT)
         try:
             object.__setattr__(self, "kind", ActorKind(self.kind))
         except ValueError:

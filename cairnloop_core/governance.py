@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from cairnloop_core.actors import SYSTEM, Actor, ActorKind, Deny
 from cairnloop_core.errors import DecisionRefused, IdempotencyConflict, InvalidArgument
 from cairnloop_core.inputs import (
+    UNSTORABLE_TEXT,
     canonical_json,
     field_errors,
     hash_input,
     preview_fallback,
     stored_input,
+    unstorable_text,
 )
 from cairnloop_core.proposals import (
     Outcome,
@@ -57,6 +59,8 @@ def _check_text(field: str, value: Any, limit: int, *, required: bool) -> str | 
         raise InvalidArgument(
             field, f"must be at most {limit} characters (it has {len(value)})"
         )
+    if unstorable_text(value):
+        raise InvalidArgument(field, UNSTORABLE_TEXT)
     return value.strip()
 
 
@@ -73,6 +77,8 @@ def _check_json(field: str, value: Any) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise InvalidArgument(field, "is nested too deeply") from None
+    if unstorable_text(value):
+        raise InvalidArgument(field, UNSTORABLE_TEXT)
     return dict(value)
 
 
@@ -106,6 +112,8 @@ def _check_scopes(scopes: Iterable[str] | None) -> list[str]:
             raise InvalidArgument(
                 "scopes", f"each scope must be at most {MAX_SCOPE_LENGTH} characters"
             )
+        if unstorable_text(scope):
+            raise InvalidArgument("scopes", UNSTORABLE_TEXT)
     return sorted(set(given))
 
 

@@ -14,15 +14,21 @@ from typing import Any
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 __all__ = [
+    "UNSTORABLE_TEXT",
     "canonical_json",
     "field_errors",
     "hash_input",
     "masked_input",
     "preview_fallback",
     "stored_input",
+    "unstorable_text",
 ]
 
 MASK = "********"
+UNSTORABLE_TEXT = (
+    "must not hold NUL characters or unpaired surrogates, which cannot be "
+    "stored; remove them"
+)
 
 
 def _plain(value: Any) -> Any:
@@ -81,6 +87,28 @@ def canonical_json(data: Any) -> str:
         ensure_ascii=False,
         allow_nan=False,
     )
+
+
+def unstorable_text(value: Any) -> bool:
+    """Whether ``value`` holds text no database can keep, at any depth.
+
+    That is a NUL character, which PostgreSQL refuses in text and jsonb, or an
+    unpaired surrogate (from a ``"\\ud800"`` escape or undecodable bytes in
+    an argument), which UTF-8 cannot encode.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, Mapping):
+        return any(unstorable_text(k) or unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(unstorable_text(v) for v in value)
+    return False
 
 
 def hash_input(data: Any) -> str:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 from cairnloop_core.errors import InvalidArgument
 
-__all__ = ["MAX_TTL", "Settings", "check_ttl"]
+__all__ = ["MAX_SECONDS", "MAX_TTL", "Settings", "check_ttl"]
 
 MAX_TTL = dt.timedelta(days=3650)
+# The longest poll, lease margin or stop grace: a day. Longer waits overflow the
+# platform's timeouts and mean "never" anyway.
+MAX_SECONDS = 86400.0
 
 
 def check_ttl(ttl: object, field: str = "ttl") -> dt.timedelta:
@@ -53,6 +57,12 @@ class Settings:
             or self.max_reason_length < 1
         ):
             raise InvalidArgument("max_reason_length", "must be a positive integer")
+        for name in ("poll_seconds", "lease_margin_seconds", "stop_grace_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value > MAX_SECONDS:
+                raise InvalidArgument(
+                    name, f"must be a number of seconds up to {MAX_SECONDS:.0f}"
+                )
         if self.poll_seconds <= 0:
             raise InvalidArgument("poll_seconds", "must be greater than zero")
         if self.lease_margin_seconds < 0:

@@ -694,6 +694,75 @@ def test_unreachable_database_is_one_line_exit_2(tool_site: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_file_that_is_not_sqlite_is_one_line_exit_2_and_left_alone(
+    tmp_path: Path, tool_site: Path
+) -> None:
+    corrupt = tmp_path / "cairnloop.db"
+    corrupt.write_bytes(b"not a database, just bytes\n" * 200)
+    url = f"sqlite:///{corrupt}"
+
+    results = run_cli_many(
+        url, [["inbox"], ["db", "upgrade"], ["audit", "verify"]], tool_site=tool_site
+    )
+
+    message = (
+        "Error: the database could not be used: file is not a database; check "
+        "that the database URL names an SQLite file Cairnloop created.\n"
+    )
+    assert [(r.code, r.stdout, r.stderr) for r in results] == [(2, "", message)] * 3
+    assert corrupt.read_bytes() == b"not a database, just bytes\n" * 200
+
+
+UNSTORABLE = (
+    "must not hold NUL characters or unpaired surrogates, which cannot be "
+    "stored; remove them"
+)
+
+
+def test_text_no_database_can_store_is_one_line_exit_2_and_changes_nothing(
+    database_url: str, tool_site: Path
+) -> None:
+    # A JSON escape can spell a NUL (PostgreSQL refuses it in text and jsonb)
+    # or a lone surrogate; bytes that are not UTF-8 in an argument reach
+    # Python as surrogates too. Neither can be stored or hashed.
+    nul = json.dumps({**NOTE, "content": "before\x00after"})
+    surrogate = '{"conversation_id": "c-1", "content": "\\ud800"}'
+    cases = [
+        ([*PROPOSE, "--input", nul], f"Error: input: {UNSTORABLE}"),
+        ([*PROPOSE, "--input", surrogate], f"Error: input: {UNSTORABLE}"),
+        (
+            [*PROPOSE, "--input", NOTE_JSON, "--context", '{"k": "\\u0000"}'],
+            f"Error: context: {UNSTORABLE}",
+        ),
+        (
+            ["propose", "internal_note", "--actor", "bot\udcff", "--input", NOTE_JSON],
+            f"Error: actor: {UNSTORABLE}",
+        ),
+        (
+            [*PROPOSE, "--input", NOTE_JSON, "--idempotency-key", "k\udcff"],
+            f"Error: idempotency_key: {UNSTORABLE}",
+        ),
+        (
+            ["reject", "1", "--actor", "alice", "--reason", "no\udcff"],
+            f"Error: reason: {UNSTORABLE}",
+        ),
+    ]
+    with governed_app(database_url) as app:
+        app.propose("internal_note", actor=AGENT, input=NOTE)
+        before = snapshot(app.engine)
+
+        results = [cli(database_url, tool_site, *args) for args, _ in cases]
+
+        after = snapshot(app.engine)
+    for (args, message), result in zip(cases, results, strict=True):
+        assert (result.code, result.stdout, result.stderr) == (
+            2,
+            "",
+            message + "\n",
+        ), args
+    assert after == before
+
+
 # -- the same commands on PostgreSQL --------------------------------------------
 
 

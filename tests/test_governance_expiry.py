@@ -87,6 +87,20 @@ def test_unusable_ttl_is_refused_per_call_and_in_the_settings(
     assert snapshot(app.engine) == before
 
 
+@pytest.mark.parametrize(
+    "field", ["poll_seconds", "lease_margin_seconds", "stop_grace_seconds"]
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300, 86401.0])
+def test_worker_waits_must_be_finite_and_at_most_a_day(
+    field: str, value: float
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        Settings(**{field: value})
+
+    assert str(refused.value) == f"{field}: must be a number of seconds up to 86400"
+    assert getattr(Settings(**{field: 86400.0}), field) == 86400.0
+
+
 def test_sweep_expires_a_pending_proposal_whose_ttl_passed(app: Cairnloop) -> None:
     pid = _propose(app, ttl=HOUR)
     later = utcnow() + 2 * HOUR

@@ -248,12 +248,39 @@ def test_worker_process_polling_hourly_is_woken_by_postgres_notifications(
         (
             ["--poll-seconds", "0"],
             "Error: Invalid value for '--poll-seconds': 0.0 is not in the range "
-            "x>0. (see 'cairnloop worker --help')",
+            "0<x<=86400.0. (see 'cairnloop worker --help')",
         ),
         (
             ["--stop-grace", "-1"],
             "Error: Invalid value for '--stop-grace': -1.0 is not in the range "
-            "x>=0. (see 'cairnloop worker --help')",
+            "0<=x<=86400.0. (see 'cairnloop worker --help')",
+        ),
+        # Waits longer than a day overflow the platform's timeouts; NaN and
+        # infinity are no number of seconds at all.
+        (
+            ["--poll-seconds", "1e300"],
+            "Error: Invalid value for '--poll-seconds': 1e+300 is not in the "
+            "range 0<x<=86400.0. (see 'cairnloop worker --help')",
+        ),
+        (
+            ["--poll-seconds", "inf"],
+            "Error: Invalid value for '--poll-seconds': inf is not in the range "
+            "0<x<=86400.0. (see 'cairnloop worker --help')",
+        ),
+        (
+            ["--poll-seconds", "nan"],
+            "Error: Invalid value for '--poll-seconds': nan is not a number of "
+            "seconds (see 'cairnloop worker --help')",
+        ),
+        (
+            ["--lease-margin", "nan"],
+            "Error: Invalid value for '--lease-margin': nan is not a number of "
+            "seconds (see 'cairnloop worker --help')",
+        ),
+        (
+            ["--stop-grace", "inf"],
+            "Error: Invalid value for '--stop-grace': inf is not in the range "
+            "0<=x<=86400.0. (see 'cairnloop worker --help')",
         ),
     ],
 )

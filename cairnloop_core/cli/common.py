@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import re
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -119,6 +120,14 @@ def fail(exc: BaseException) -> NoReturn:
             str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         )
         click.echo(f"Error: the database could not be used: {reason}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if isinstance(exc, DBAPIError) and type(exc.orig) is sqlite3.DatabaseError:
+        # Not an SQLite database at all: a corrupt file, or another kind of file.
+        click.echo(
+            f"Error: the database could not be used: {exc.orig}; check that "
+            "the database URL names an SQLite file Cairnloop created.",
+            err=True,
+        )
         sys.exit(EXIT_BAD_INPUT)
     if isinstance(exc, DBAPIError):
         click.echo(

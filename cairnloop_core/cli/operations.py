@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import replace
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import click
 
 from cairnloop_core.cli.common import CONTEXT_SETTINGS, EXIT_REFUSED, State, echo_json
+from cairnloop_core.settings import MAX_SECONDS
 
 __all__ = ["audit", "db", "demo", "worker"]
 
@@ -29,6 +31,15 @@ def upgrade(state: State) -> None:
     click.echo(f"Database schema is at revision {current_revision(app.engine)}.")
 
 
+def _seconds(
+    _ctx: click.Context, _param: click.Parameter, value: float | None
+) -> float | None:
+    # FloatRange lets NaN through: it compares false with every bound.
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("nan is not a number of seconds")
+    return value
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--once", is_flag=True, help="Drain what is due, then exit.")
 @click.option(
@@ -40,22 +51,25 @@ def upgrade(state: State) -> None:
 )
 @click.option(
     "--poll-seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=MAX_SECONDS),
     default=None,
+    callback=_seconds,
     metavar="SECONDS",
     help="Longest idle sleep when no wake-up arrives (default 1).",
 )
 @click.option(
     "--lease-margin",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=MAX_SECONDS),
     default=None,
+    callback=_seconds,
     metavar="SECONDS",
     help="Added to a tool's timeout to form its lease (default 30).",
 )
 @click.option(
     "--stop-grace",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=MAX_SECONDS),
     default=None,
+    callback=_seconds,
     metavar="SECONDS",
     help="On SIGTERM, how long a running call may still finish (default 10).",
 )
