@@ -19,6 +19,7 @@ from cairnloop_core.database import (
 from cairnloop_core.errors import InvalidArgument, ProposalNotFound
 from cairnloop_core.executor import Executor, RunOutcome
 from cairnloop_core.governance import Governance
+from cairnloop_core.inputs import UNSTORABLE_TEXT, unstorable_text
 from cairnloop_core.proposals import (
     Event,
     Proposal,
@@ -226,6 +227,11 @@ class Cairnloop:
             raise InvalidArgument("conversation_id", "must be a non-blank id")
         if len(conversation_id) > 128:
             raise InvalidArgument("conversation_id", "must be at most 128 characters")
+        for field, value in (("conversation_id", conversation_id), ("title", title)):
+            if unstorable_text(value):
+                raise InvalidArgument(field, UNSTORABLE_TEXT)
+        if title is not None and len(title) > 200:
+            raise InvalidArgument("title", "must be at most 200 characters")
         with self.engine.begin() as connection:
             exists = connection.execute(
                 select(conversations.c.id).where(conversations.c.id == conversation_id)

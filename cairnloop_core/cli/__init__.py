@@ -53,6 +53,11 @@ def cli(ctx: click.Context, database_url: str | None, log_level: str) -> None:
     )
     # Alembic narrates every schema check at info; only its problems matter here.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if database_url is not None and not database_url.strip():
+        raise click.BadParameter(
+            "is empty; give a URL such as sqlite:///cairnloop.db, or leave it out",
+            param_hint="--database-url",
+        )
     ctx.obj = State(database_url=database_url)
     ctx.call_on_close(ctx.obj.close)
 

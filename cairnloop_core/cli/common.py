@@ -100,6 +100,21 @@ def parse_when(value: str, field_name: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+OPERATIONAL_HINTS = {
+    "readonly database": "; SQLite needs write access to the file and its folder, "
+    "even to read, so check their permissions",
+    "unable to open database file": "; check that the folder exists and that "
+    "this user may create files in it",
+}
+
+
+def _hint(reason: str) -> str:
+    for fragment, hint in OPERATIONAL_HINTS.items():
+        if fragment in reason:
+            return hint
+    return ""
+
+
 def fail(exc: BaseException) -> NoReturn:
     """Print one readable line for ``exc`` and exit with its code."""
     from sqlalchemy.exc import DBAPIError, OperationalError
@@ -119,7 +134,10 @@ def fail(exc: BaseException) -> NoReturn:
         reason = (
             str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         )
-        click.echo(f"Error: the database could not be used: {reason}", err=True)
+        click.echo(
+            f"Error: the database could not be used: {reason}{_hint(reason)}",
+            err=True,
+        )
         sys.exit(EXIT_BAD_INPUT)
     if isinstance(exc, DBAPIError) and type(exc.orig) is sqlite3.DatabaseError:
         # Not an SQLite database at all: a corrupt file, or another kind of file.

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cairnloop_core.actors import Actor, ActorKind
 from cairnloop_core.errors import CairnloopError, ConfigurationError, InvalidArgument
+from cairnloop_core.inputs import UNSTORABLE_TEXT, unstorable_text
 from cairnloop_core.schema import mcp_tokens, utcnow
 
 __all__ = [
@@ -269,6 +270,8 @@ def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgument("name", "must be a non-blank name")
     name = name.strip()
+    if unstorable_text(name):
+        raise InvalidArgument("name", UNSTORABLE_TEXT)
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument("name", f"must be at most {MAX_NAME_LENGTH} characters")
     return name
