@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from cairnloop_core.cli.common import CONTEXT_SETTINGS, EXIT_REFUSED, State, echo_json
+from cairnloop_core.settings import MAX_BATCH_SIZE
 
 __all__ = ["audit", "db", "demo", "worker"]
 
@@ -59,6 +60,13 @@ def upgrade(state: State) -> None:
     metavar="SECONDS",
     help="On SIGTERM, how long a running call may still finish (default 10).",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    default=None,
+    metavar="N",
+    help="Due proposals claimed, run and committed in one transaction (default 32).",
+)
 @click.pass_obj
 def worker(
     state: State,
@@ -67,6 +75,7 @@ def worker(
     poll_seconds: float | None,
     lease_margin: float | None,
     stop_grace: float | None,
+    batch_size: int | None,
 ) -> None:
     """Run the executor: claim approved proposals, re-check and run them.
 
@@ -81,6 +90,7 @@ def worker(
         "poll_seconds": poll_seconds,
         "lease_margin_seconds": lease_margin,
         "stop_grace_seconds": stop_grace,
+        "batch_size": batch_size,
     }
     settings = replace(
         app.settings, **{k: v for k, v in overrides.items() if v is not None}
