@@ -44,7 +44,8 @@ def apps(database_url: str) -> Iterator[Apps]:
 def write_note(input: Any, context: RunContext) -> dict[str, Any]:
     """Writes one message, then fails as the input's text asks."""
     assert context.session is not None
-    run_key = "shared-key" if input.text == "clash" else context.idempotency_key
+    clash = input.text.startswith("clash")
+    run_key = "shared-key" if clash else context.idempotency_key
     context.session.execute(
         insert(messages).values(
             conversation_id=CONVERSATION,
@@ -70,7 +71,7 @@ def test_a_failing_tool_in_a_batch_rolls_back_only_its_own_writes(
     apps: Apps,
 ) -> None:
     app = open_writer(apps)
-    texts = ["first", "refuse", "clash", "clash", "last"]
+    texts = ["first", "refuse", "clash one", "clash two", "last"]
     ids = [approved(app, "note", {"text": text}) for text in texts]
 
     outcomes = app.executor.run_batch()
@@ -82,7 +83,7 @@ def test_a_failing_tool_in_a_batch_rolls_back_only_its_own_writes(
         (ids[3], "attempt_failed"),
         (ids[4], "succeeded"),
     ]
-    assert [row["content"] for row in note_rows(app)] == ["first", "clash", "last"]
+    assert [row["content"] for row in note_rows(app)] == ["first", "clash one", "last"]
     assert app.get(ids[1]).reason == "refused after writing"
     assert app.get(ids[3]).reason in (
         "The tool's database write failed: IntegrityError",
