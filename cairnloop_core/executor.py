@@ -1,5 +1,5 @@
-"""The executor, the only caller of a tool's ``run``: claim, re-check, run and
-record, each outcome committed together with its event."""
+"""The executor, the only caller of a tool's ``run``: claim a batch, re-check,
+run and record, each outcome committed together with its event."""
 
 from __future__ import annotations
 
@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Row, and_, func, or_, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ScalarSelect
@@ -28,12 +38,12 @@ from cairnloop_core.governance import NOTIFY_CHANNEL
 from cairnloop_core.hookspecs import RunContext
 from cairnloop_core.inputs import canonical_json
 from cairnloop_core.proposals import ProposalStatus
-from cairnloop_core.recheck import RecheckFailed, recheck
+from cairnloop_core.recheck import RecheckFailed, approved_input_hashes, recheck
 from cairnloop_core.registry import LoadedTool, Registry
 from cairnloop_core.schema import proposals, utcnow
 from cairnloop_core.settings import Settings
 from cairnloop_core.spec import ToolSpec
-from cairnloop_core.store import EventDraft, load_proposal, transition
+from cairnloop_core.store import EventDraft, Move, apply_moves, load_proposal
 from cairnloop_core.telemetry import record, span
 
 __all__ = [
@@ -48,6 +58,27 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 S = ProposalStatus
+
+# Due approvals and expired leases, oldest first. Built once: the executor
+# runs it for every batch.
+_DUE = (
+    select(proposals)
+    .where(
+        or_(
+            and_(
+                proposals.c.status == S.APPROVED.value,
+                proposals.c.due_at <= bindparam("now"),
+            ),
+            and_(
+                proposals.c.status == S.RUNNING.value,
+                proposals.c.lease_expires_at <= bindparam("now"),
+            ),
+        )
+    )
+    .order_by(proposals.c.due_at, proposals.c.id)
+    .limit(bindparam("batch_size"))
+)
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
 
 
 @dataclass(frozen=True)
@@ -84,6 +115,22 @@ class _Failure(Exception):
         self.retryable = retryable
         self.retry_after = retry_after
         self.error = error
+
+
+@dataclass
+class _Leased:
+    """A claimed proposal whose tool runs after the batch commits.
+
+    ``move`` takes the lease, or invalidates the proposal when its re-check
+    failed; then ``outcome`` is set and nothing runs.
+    """
+
+    row: Row[Any]
+    move: Move
+    outcome: RunOutcome | None = None
+    loaded: LoadedTool | None = None
+    model: BaseModel | None = None
+    attempt: int = 0
 
 
 def run_key(proposal_id: int) -> str:
@@ -166,13 +213,14 @@ class _Call:
 
 
 class Executor:
-    """Claims due proposals one at a time and takes each to its next state.
+    """Claims due proposals in batches and takes each to its next state.
 
-    Transactional tools run inside the claim transaction: their writes, the
-    outcome and the event commit together or not at all. Other tools run
-    under a lease, outside any transaction, bounded by their timeout.
-    Several threads may share one executor; each ``run_once`` handles one
-    proposal.
+    One transaction claims up to ``Settings.batch_size`` proposals.
+    Transactional tools run inside it, each in a savepoint of its own: a
+    tool's writes, its outcome and its event commit together or not at all,
+    and a failing tool rolls back only its own writes. Other tools run under
+    a lease, outside any transaction, bounded by their timeout; a batch takes
+    at most one such lease. Several threads may share one executor.
     """
 
     def __init__(
@@ -217,60 +265,78 @@ class Executor:
         Returns ``None`` when nothing is due. Raises only when the database
         fails; the proposal then stays claimable (or its lease expires).
         """
-        failure: _Failure | None = None
-        leased: Row[Any] | None = None
-        with self.engine.connect() as connection, connection.begin():
-            row = self._claim(connection)
-            if row is None:
-                return None
-            loaded = self.registry.get_tool(row.tool)
-            recovered = row.status == S.RUNNING.value
-            if recovered and row.attempts >= row.max_attempts:
-                outcome = self._fail_abandoned(connection, row)
-            else:
-                try:
-                    model = recheck(connection, row, loaded, self.registry)
-                except RecheckFailed as exc:
-                    outcome = self._invalidate(connection, row, str(exc))
-                else:
-                    assert loaded is not None
-                    if loaded.spec.transactional:
-                        outcome, failure = self._run_transactional(
-                            connection, row, loaded, model
-                        )
-                    else:
-                        leased = self._lease(connection, row, loaded)
+        outcomes = self.run_batch(1)
+        return outcomes[0] if outcomes else None
 
-        if leased is None:
+    def run_batch(self, limit: int | None = None) -> list[RunOutcome]:
+        """Claim up to ``limit`` due proposals in one transaction and take each
+        to its next state; return their outcomes, in the order handled.
+
+        ``limit`` defaults to ``Settings.batch_size``. Every proposal is
+        re-checked just before its run. Transactional runs and every outcome
+        commit together at the end; a crash or a database error before then
+        rolls the whole batch back, and every proposal in it stays claimable.
+        A non-transactional run takes its lease in that transaction and runs
+        after the commit. Returns an empty list when nothing is due.
+        """
+        size = self.settings.batch_size if limit is None else limit
+        done: list[tuple[RunOutcome, _Failure | None]] = []
+        leased: _Leased | None = None
+        with self.engine.connect() as connection, connection.begin():
+            rows = self._claim(connection, size)
+            if not rows:
+                return []
+            approved = approved_input_hashes(connection, [row.id for row in rows])
+            moves: list[Move] = []
+            notify = False
+            later: Row[Any] | None = None
+            for row in rows:
+                if done and self._stopping.is_set():
+                    # Stopping: the rest stay claimable for another worker.
+                    break
+                loaded = self.registry.get_tool(row.tool)
+                if self._needs_lease(row, loaded):
+                    # One lease per batch, taken last, so that the
+                    # transactional runs before it do not eat into it.
+                    later = later or row
+                    continue
+                move, outcome, failure = self._step(
+                    connection, row, loaded, approved.get(row.id)
+                )
+                moves.append(move)
+                done.append((outcome, failure))
+                notify = notify or outcome.status == S.APPROVED.value
+            if later is not None and not (done and self._stopping.is_set()):
+                leased = self._take_lease(later, approved.get(later.id))
+                moves.append(leased.move)
+                if leased.outcome is not None:
+                    done.append((leased.outcome, None))
+                    leased = None
+                else:
+                    notify = True
+            self._write(connection, moves)
+            if notify:
+                # Idle workers learn when a retry or a lease falls due.
+                _notify(connection)
+
+        for outcome, failure in done:
             self._report(outcome, failure)
-            return outcome
-        assert loaded is not None
-        if recovered:
-            logger.warning(
-                "Recovered proposal %s: the lease of %s expired; attempt %s runs "
-                "with the same idempotency key",
-                row.id,
-                row.lease_owner,
-                leased.attempts,
-                extra={"event": "lease_recovered", "proposal_id": row.id},
-            )
-        record(
-            "proposal_started",
-            tool=row.tool,
-            proposal_id=row.id,
-            attempt=leased.attempts,
-            worker=self.worker_id,
-        )
-        return self._run_leased(leased, loaded, model)
+        outcomes = [outcome for outcome, _ in done]
+        if leased is not None:
+            outcomes.append(self._start_leased(leased))
+        return outcomes
 
     def drain(self, limit: int | None = None) -> list[RunOutcome]:
         """Run due proposals until none is left (or ``limit`` were handled)."""
         done: list[RunOutcome] = []
         while limit is None or len(done) < limit:
-            outcome = self.run_once()
-            if outcome is None:
+            wanted = self.settings.batch_size
+            if limit is not None:
+                wanted = min(wanted, limit - len(done))
+            outcomes = self.run_batch(wanted)
+            if not outcomes:
                 break
-            done.append(outcome)
+            done.extend(outcomes)
         return done
 
     def next_due(self) -> dt.datetime | None:
@@ -280,31 +346,49 @@ class Executor:
             connection.rollback()
         return moment
 
-    def _claim(self, connection: Connection) -> Row[Any] | None:
-        # On PostgreSQL the row lock is held until the step commits, and
-        # other workers skip it; on SQLite the transaction began with
+    def _claim(self, connection: Connection, size: int) -> list[Row[Any]]:
+        # On PostgreSQL the row locks are held until the batch commits, and
+        # other workers skip those rows; on SQLite the transaction began with
         # BEGIN IMMEDIATE, so this worker is the only writer until then.
-        now = utcnow()
-        query = (
-            select(proposals)
-            .where(
-                or_(
-                    and_(
-                        proposals.c.status == S.APPROVED.value,
-                        proposals.c.due_at <= now,
-                    ),
-                    and_(
-                        proposals.c.status == S.RUNNING.value,
-                        proposals.c.lease_expires_at <= now,
-                    ),
-                )
-            )
-            .order_by(proposals.c.due_at, proposals.c.id)
-            .limit(1)
+        query = _DUE_LOCKED if connection.dialect.name == "postgresql" else _DUE
+        return list(connection.execute(query, {"now": utcnow(), "batch_size": size}))
+
+    def _needs_lease(self, row: Row[Any], loaded: LoadedTool | None) -> bool:
+        return (
+            loaded is not None
+            and not loaded.spec.transactional
+            and not (row.status == S.RUNNING.value and row.attempts >= row.max_attempts)
         )
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return connection.execute(query).first()
+
+    def _step(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        loaded: LoadedTool | None,
+        approved_hash: str | None,
+    ) -> tuple[Move, RunOutcome, _Failure | None]:
+        """Re-check and run one claimed proposal whose tool needs no lease."""
+        if row.status == S.RUNNING.value and row.attempts >= row.max_attempts:
+            move, outcome = self._fail_abandoned(row)
+            return move, outcome, None
+        try:
+            model = recheck(row, loaded, self.registry, approved_hash=approved_hash)
+        except RecheckFailed as exc:
+            move, outcome = self._invalidate(row, str(exc))
+            return move, outcome, None
+        assert loaded is not None
+        return self._run_transactional(connection, row, loaded, model)
+
+    def _write(self, connection: Connection, moves: list[Move]) -> None:
+        # The rows are locked (or the SQLite write lock is held), so the
+        # compare-and-set can only fail if something bypassed Cairnloop.
+        applied = apply_moves(connection, moves)
+        if applied != len(moves):
+            ids = ", ".join(str(move.row.id) for move in moves)
+            raise StorageError(
+                f"A proposal among {ids} changed while this worker held it; "
+                "nothing was recorded."
+            )
 
     # -- running -------------------------------------------------------------------
 
@@ -356,7 +440,7 @@ class Executor:
         row: Row[Any],
         loaded: LoadedTool,
         model: BaseModel,
-    ) -> tuple[RunOutcome, _Failure | None]:
+    ) -> tuple[Move, RunOutcome, _Failure | None]:
         attempt = row.attempts + 1
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
         try:
@@ -371,10 +455,10 @@ class Executor:
         finally:
             session.close()
         if failure is not None:
-            outcome = self._record_failure(connection, row, loaded, attempt, failure)
+            move, outcome = self._record_failure(row, loaded, attempt, failure)
         else:
-            outcome = self._record_success(connection, row, attempt, result)
-        return outcome, failure
+            move, outcome = self._record_success(row, attempt, result)
+        return move, outcome, failure
 
     def _attempt_in_session(
         self,
@@ -399,9 +483,17 @@ class Executor:
             )
         return result, None
 
-    def _lease(
-        self, connection: Connection, row: Row[Any], loaded: LoadedTool
-    ) -> Row[Any]:
+    def _take_lease(self, row: Row[Any], approved_hash: str | None) -> _Leased:
+        """Re-check a proposal whose tool runs outside the transaction and, if
+        it passes, lease it to this worker; the caller commits the move."""
+        loaded = self.registry.get_tool(row.tool)
+        try:
+            model = recheck(row, loaded, self.registry, approved_hash=approved_hash)
+        except RecheckFailed as exc:
+            move, outcome = self._invalidate(row, str(exc))
+            return _Leased(row, move, outcome=outcome)
+        assert loaded is not None
+
         attempt = row.attempts + 1
         seconds = loaded.spec.timeout_seconds + self.settings.lease_margin_seconds
         recovered = row.status == S.RUNNING.value
@@ -414,24 +506,40 @@ class Executor:
             reason=f"the lease of {row.lease_owner} expired" if recovered else None,
             data={"worker": self.worker_id, "lease_seconds": seconds},
         )
-        leased = self._apply(
-            connection,
-            row,
-            draft,
-            {
-                "attempts": attempt,
-                "lease_owner": self.worker_id,
-                "lease_expires_at": utcnow() + _seconds(seconds),
-            },
+        values = {
+            "attempts": attempt,
+            "lease_owner": self.worker_id,
+            "lease_expires_at": utcnow() + _seconds(seconds),
+        }
+        return _Leased(
+            row, Move(row, draft, values), loaded=loaded, model=model, attempt=attempt
         )
-        # Idle workers learn of the lease's expiry, in case this one dies.
-        _notify(connection)
-        return leased
+
+    def _start_leased(self, leased: _Leased) -> RunOutcome:
+        """Report a committed lease and run its call; return the outcome."""
+        row = leased.row
+        if row.status == S.RUNNING.value:
+            logger.warning(
+                "Recovered proposal %s: the lease of %s expired; attempt %s runs "
+                "with the same idempotency key",
+                row.id,
+                row.lease_owner,
+                leased.attempt,
+                extra={"event": "lease_recovered", "proposal_id": row.id},
+            )
+        record(
+            "proposal_started",
+            tool=row.tool,
+            proposal_id=row.id,
+            attempt=leased.attempt,
+            worker=self.worker_id,
+        )
+        assert leased.loaded is not None and leased.model is not None
+        return self._run_leased(row, leased.attempt, leased.loaded, leased.model)
 
     def _run_leased(
-        self, row: Row[Any], loaded: LoadedTool, model: BaseModel
+        self, row: Row[Any], attempt: int, loaded: LoadedTool, model: BaseModel
     ) -> RunOutcome:
-        attempt = row.attempts
         spec = loaded.spec
         context = self._context(row, attempt, None)
         with span(
@@ -468,19 +576,21 @@ class Executor:
                 outcome = RunOutcome(
                     row.id, current.status, None, "lease_lost", row.tool, attempt
                 )
-            elif failure is None:
-                outcome = self._record_success(
-                    connection, current, attempt, call.result
-                )
             else:
-                outcome = self._record_failure(
-                    connection,
-                    current,
-                    loaded,
-                    attempt,
-                    failure,
-                    retry_event="released" if ending == "released" else None,
-                )
+                if failure is None:
+                    move, outcome = self._record_success(current, attempt, call.result)
+                else:
+                    move, outcome = self._record_failure(
+                        current,
+                        loaded,
+                        attempt,
+                        failure,
+                        retry_event="released" if ending == "released" else None,
+                    )
+                self._write(connection, [move])
+                if outcome.status == S.APPROVED.value:
+                    # Idle workers learn when the retry falls due.
+                    _notify(connection)
 
         if outcome.event == "lease_lost":
             logger.warning(
@@ -534,41 +644,14 @@ class Executor:
 
     # -- recording -----------------------------------------------------------------
 
-    def _apply(
-        self,
-        connection: Connection,
-        row: Row[Any],
-        draft: EventDraft,
-        values: dict[str, Any],
-    ) -> Row[Any]:
-        # The row is locked (or the SQLite write lock is held), so the
-        # compare-and-set can only fail if something bypassed Cairnloop.
-        result = transition(
-            connection,
-            row.id,
-            expected=(row.status,),
-            drafts=[draft],
-            values=values,
-            row=row,
-        )
-        if not result.applied:
-            raise StorageError(
-                f"Proposal {row.id} changed while this worker held it "
-                f"(it is now {result.row.status}); nothing was recorded."
-            )
-        return result.row
-
-    def _invalidate(
-        self, connection: Connection, row: Row[Any], reason: str
-    ) -> RunOutcome:
+    def _invalidate(self, row: Row[Any], reason: str) -> tuple[Move, RunOutcome]:
         if row.status == S.RUNNING.value:
             reason += (
                 f" Attempt {row.attempts} may have reached the tool before its "
                 "worker stopped."
             )
         reason = self._clip(reason)
-        self._apply(
-            connection,
+        move = Move(
             row,
             EventDraft("invalidated", SYSTEM, None, S.INVALIDATED, reason=reason),
             {
@@ -579,18 +662,17 @@ class Executor:
                 "lease_expires_at": None,
             },
         )
-        return RunOutcome(
+        return move, RunOutcome(
             row.id, S.INVALIDATED.value, reason, "invalidated", row.tool, None
         )
 
-    def _fail_abandoned(self, connection: Connection, row: Row[Any]) -> RunOutcome:
+    def _fail_abandoned(self, row: Row[Any]) -> tuple[Move, RunOutcome]:
         reason = (
             f"Attempt {row.attempts} of {row.max_attempts} never reported back: "
             f"its worker ({row.lease_owner}) stopped and the lease expired. "
             "No attempts are left; the outcome of that attempt is unknown."
         )
-        self._apply(
-            connection,
+        move = Move(
             row,
             EventDraft(
                 "failed", SYSTEM, None, S.FAILED, reason=reason, attempt=row.attempts
@@ -603,13 +685,12 @@ class Executor:
                 "lease_expires_at": None,
             },
         )
-        return RunOutcome(row.id, S.FAILED.value, reason, "failed", row.tool)
+        return move, RunOutcome(row.id, S.FAILED.value, reason, "failed", row.tool)
 
     def _record_success(
-        self, connection: Connection, row: Row[Any], attempt: int, result: Any
-    ) -> RunOutcome:
-        self._apply(
-            connection,
+        self, row: Row[Any], attempt: int, result: Any
+    ) -> tuple[Move, RunOutcome]:
+        move = Move(
             row,
             EventDraft(
                 "succeeded",
@@ -629,20 +710,19 @@ class Executor:
                 "due_at": None,
             },
         )
-        return RunOutcome(
+        return move, RunOutcome(
             row.id, S.SUCCEEDED.value, None, "succeeded", row.tool, attempt
         )
 
     def _record_failure(
         self,
-        connection: Connection,
         row: Row[Any],
         loaded: LoadedTool,
         attempt: int,
         failure: _Failure,
         *,
         retry_event: str | None = None,
-    ) -> RunOutcome:
+    ) -> tuple[Move, RunOutcome]:
         reason = self._clip(failure.reason)
         common = {"attempts": attempt, "lease_owner": None, "lease_expires_at": None}
         if failure.retryable and attempt < row.max_attempts:
@@ -663,8 +743,6 @@ class Executor:
             )
             values = {**common, "due_at": due, "reason": reason}
             status = S.APPROVED
-            # Idle workers learn when the retry falls due.
-            _notify(connection)
         else:
             if failure.retryable and row.max_attempts == 1:
                 reason = self._clip(f"Its only attempt failed: {reason}")
@@ -678,8 +756,9 @@ class Executor:
             )
             values = {**common, "due_at": None, "reason": reason, "dedupe_key": None}
             status = S.FAILED
-        self._apply(connection, row, draft, values)
-        return RunOutcome(row.id, status.value, reason, event, row.tool, attempt)
+        return Move(row, draft, values), RunOutcome(
+            row.id, status.value, reason, event, row.tool, attempt
+        )
 
     def _clip(self, reason: str) -> str:
         limit = self.settings.max_reason_length

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from cairnloop_core.actors import Actor, ActorKind, Deny
 from cairnloop_core.inputs import field_errors, hash_input, stored_input
@@ -14,7 +14,7 @@ from cairnloop_core.registry import LoadedTool, Registry
 from cairnloop_core.schema import events, utcnow
 from cairnloop_core.spec import ApprovalMode, RiskTier, ToolSpec
 
-__all__ = ["RecheckFailed", "recheck"]
+__all__ = ["RecheckFailed", "approved_input_hashes", "recheck"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +25,38 @@ class RecheckFailed(Exception):
     """A re-check failed; the message is the readable reason."""
 
 
+_APPROVED_HASHES = (
+    select(events.c.proposal_id, events.c.input_hash)
+    .where(
+        events.c.proposal_id.in_(bindparam("ids", expanding=True)),
+        events.c.type == "approved",
+    )
+    .order_by(events.c.proposal_id, events.c.seq)
+)
+
+
+def approved_input_hashes(
+    connection: Connection, proposal_ids: list[int]
+) -> dict[int, str]:
+    """The input hash each proposal's latest ``approved`` event recorded.
+
+    One query for a whole batch; a proposal without an ``approved`` event is
+    missing from the answer.
+    """
+    found: dict[int, str] = {}
+    for proposal_id, input_hash in connection.execute(
+        _APPROVED_HASHES, {"ids": proposal_ids}
+    ):
+        found[proposal_id] = input_hash
+    return found
+
+
 def recheck(
-    connection: Connection,
     row: Row[Any],
     loaded: LoadedTool | None,
     registry: Registry,
+    *,
+    approved_hash: str | None,
 ) -> BaseModel:
     """Check a claimed proposal again and return its validated input.
 
@@ -38,8 +65,9 @@ def recheck(
     approved; it still validates and means the same; the actor still holds
     the required scopes (the host's current grants when a
     ``cairnloop_actor_scopes`` hook answers, else the proposal's snapshot);
-    the authorize hooks still allow. Raises ``RecheckFailed`` with the
-    reason at the first check that fails.
+    the authorize hooks still allow. ``approved_hash`` is the input hash the
+    latest ``approved`` event recorded (see ``approved_input_hashes``).
+    Raises ``RecheckFailed`` with the reason at the first check that fails.
     """
     if loaded is None:
         raise RecheckFailed(
@@ -49,7 +77,7 @@ def recheck(
     _check_tightening(row, loaded.spec)
     if row.expires_at <= utcnow():
         raise RecheckFailed("The TTL passed before the proposal could run.")
-    _check_input_approved(connection, row)
+    _check_input_approved(row, approved_hash)
     model = _validate_input(row, loaded.spec)
     _check_permission(row, loaded, registry)
     return model
@@ -75,15 +103,9 @@ def _check_tightening(row: Row[Any], spec: ToolSpec) -> None:
         )
 
 
-def _check_input_approved(connection: Connection, row: Row[Any]) -> None:
+def _check_input_approved(row: Row[Any], approved_hash: str | None) -> None:
     # The approved event carries the hash of the input at approval time, so
     # editing both the input and its hash on the row is caught too.
-    approved_hash = connection.execute(
-        select(events.c.input_hash)
-        .where(events.c.proposal_id == row.id, events.c.type == "approved")
-        .order_by(events.c.seq.desc())
-        .limit(1)
-    ).scalar()
     if hash_input(row.input) != row.input_hash or approved_hash != row.input_hash:
         raise RecheckFailed("The input differs from the input that was approved.")
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from cairnloop_core.errors import InvalidArgument
 
-__all__ = ["MAX_SECONDS", "MAX_TTL", "Settings", "check_ttl"]
+__all__ = ["MAX_BATCH_SIZE", "MAX_SECONDS", "MAX_TTL", "Settings", "check_ttl"]
 
 MAX_TTL = dt.timedelta(days=3650)
 # The longest poll, lease margin or stop grace: a day. Longer waits overflow the
 # platform's timeouts and mean "never" anyway.
 MAX_SECONDS = 86400.0
+MAX_BATCH_SIZE = 1000
 
 
 def check_ttl(ttl: object, field: str = "ttl") -> dt.timedelta:
@@ -39,7 +40,8 @@ class Settings:
     wake-up reaches it. ``lease_margin_seconds`` is added to a tool's timeout
     to form the lease of a non-transactional run. ``stop_grace_seconds`` is
     how long a stopping worker still waits for a non-transactional run before
-    it releases the proposal for a retry.
+    it releases the proposal for a retry. ``batch_size`` is how many due
+    proposals the executor claims, runs and commits in one transaction.
     """
 
     ttl: dt.timedelta = dt.timedelta(hours=48)
@@ -48,6 +50,7 @@ class Settings:
     poll_seconds: float = 1.0
     lease_margin_seconds: float = 30.0
     stop_grace_seconds: float = 10.0
+    batch_size: int = 32
 
     def __post_init__(self) -> None:
         check_ttl(self.ttl)
@@ -69,3 +72,11 @@ class Settings:
             raise InvalidArgument("lease_margin_seconds", "must not be negative")
         if self.stop_grace_seconds < 0:
             raise InvalidArgument("stop_grace_seconds", "must not be negative")
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or not (1 <= self.batch_size <= MAX_BATCH_SIZE)
+        ):
+            raise InvalidArgument(
+                "batch_size", f"must be a whole number from 1 to {MAX_BATCH_SIZE}"
+            )

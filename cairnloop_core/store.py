@@ -6,14 +6,22 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from cairnloop_core.actors import Actor
 from cairnloop_core.audit import event_hash
 from cairnloop_core.errors import ProposalNotFound
 from cairnloop_core.schema import events, proposals, utcnow
 
-__all__ = ["EventDraft", "Transition", "insert_proposal", "load_proposal", "transition"]
+__all__ = [
+    "EventDraft",
+    "Move",
+    "Transition",
+    "apply_moves",
+    "insert_proposal",
+    "load_proposal",
+    "transition",
+]
 
 MAX_CAS_ATTEMPTS = 5
 
@@ -29,6 +37,15 @@ class EventDraft:
     reason: str | None = None
     attempt: int | None = None
     data: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """One transition of a proposal whose row the caller holds locked."""
+
+    row: Row[Any]
+    draft: EventDraft
+    values: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -164,7 +181,7 @@ def transition(
             last_event_hash=chain[-1]["hash"],
             updated_at=now,
         )
-        result = connection.execute(
+        changed = connection.execute(
             update(proposals)
             .where(
                 proposals.c.id == proposal_id,
@@ -172,9 +189,67 @@ def transition(
                 proposals.c.event_count == current.event_count,
             )
             .values(changes)
-        )
-        if result.rowcount == 1:
+            .returning(*proposals.c)
+        ).first()
+        if changed is not None:
             connection.execute(insert(events), chain)
-            return Transition(True, load_proposal(connection, proposal_id))
+            return Transition(True, changed)
     current = load_proposal(connection, proposal_id)
     return Transition(False, current)
+
+
+# The compare-and-set of apply_moves; its SET clause comes from the keys of
+# the parameters, so one statement serves every move with the same columns.
+_MOVE_WHERE = (
+    proposals.c.id == bindparam("cas_id"),
+    proposals.c.status == bindparam("cas_status"),
+    proposals.c.event_count == bindparam("cas_event_count"),
+)
+
+
+def apply_moves(connection: Connection, moves: Sequence[Move]) -> int:
+    """Write several transitions of locked rows at once; return how many applied.
+
+    Each move appends one event to its proposal's chain and updates the row
+    only if its status and event count are still those of ``move.row``
+    (compare-and-set). Moves that change the same columns share one
+    executemany; all events go in with one more. Runs in the caller's
+    transaction; the caller holds the rows locked, so a move that does not
+    apply means something bypassed Cairnloop, and the caller should roll back.
+    """
+    if not moves:
+        return 0
+    now = utcnow()
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    chains: list[dict[str, Any]] = []
+    for move in moves:
+        row = move.row
+        chain = _chain(
+            row.id,
+            row.event_count,
+            row.last_event_hash,
+            row.input_hash,
+            [move.draft],
+            now,
+            from_status=row.status,
+        )
+        chains.extend(chain)
+        params = dict(move.values)
+        params.update(
+            status=move.draft.to_status,
+            event_count=row.event_count + 1,
+            last_event_hash=chain[-1]["hash"],
+            updated_at=now,
+            cas_id=row.id,
+            cas_status=row.status,
+            cas_event_count=row.event_count,
+        )
+        groups.setdefault(tuple(sorted(params)), []).append(params)
+
+    applied = 0
+    for group in groups.values():
+        applied += connection.execute(
+            update(proposals).where(*_MOVE_WHERE), group
+        ).rowcount
+    connection.execute(insert(events), chains)
+    return applied

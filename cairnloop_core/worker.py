@@ -288,7 +288,7 @@ class Worker:
             self._sweep(force=force_sweep)
             checked_at = utcnow()
             try:
-                outcome = self.executor.run_once()
+                outcomes = self.executor.run_batch(self.settings.batch_size)
             except Exception:
                 if once:
                     raise
@@ -300,10 +300,10 @@ class Worker:
                 )
                 self._stop.wait(pause)
                 continue
-            if outcome is not None:
-                if outcome.event != "lease_lost":
-                    with self._count_lock:
-                        self._handled += 1
+            if outcomes:
+                handled = sum(1 for o in outcomes if o.event != "lease_lost")
+                with self._count_lock:
+                    self._handled += handled
                 force_sweep = False
                 continue
             if once:

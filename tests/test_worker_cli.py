@@ -282,6 +282,11 @@ def test_worker_process_polling_hourly_is_woken_by_postgres_notifications(
             "Error: Invalid value for '--stop-grace': inf is not in the range "
             "0<=x<=86400.0. (see 'cairnloop worker --help')",
         ),
+        (
+            ["--batch-size", "0"],
+            "Error: Invalid value for '--batch-size': 0 is not in the range "
+            "1<=x<=1000. (see 'cairnloop worker --help')",
+        ),
     ],
 )
 def test_worker_refuses_bad_options_with_one_line_and_exit_2(

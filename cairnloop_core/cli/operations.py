@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from cairnloop_core.cli.common import CONTEXT_SETTINGS, EXIT_REFUSED, State, echo_json
-from cairnloop_core.settings import MAX_SECONDS
+from cairnloop_core.settings import MAX_BATCH_SIZE, MAX_SECONDS
 
 __all__ = ["audit", "db", "demo", "worker"]
 
@@ -73,6 +73,13 @@ def _seconds(
     metavar="SECONDS",
     help="On SIGTERM, how long a running call may still finish (default 10).",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    default=None,
+    metavar="N",
+    help="Due proposals claimed, run and committed in one transaction (default 32).",
+)
 @click.pass_obj
 def worker(
     state: State,
@@ -81,6 +88,7 @@ def worker(
     poll_seconds: float | None,
     lease_margin: float | None,
     stop_grace: float | None,
+    batch_size: int | None,
 ) -> None:
     """Run the executor: claim approved proposals, re-check and run them.
 
@@ -95,6 +103,7 @@ def worker(
         "poll_seconds": poll_seconds,
         "lease_margin_seconds": lease_margin,
         "stop_grace_seconds": stop_grace,
+        "batch_size": batch_size,
     }
     settings = replace(
         app.settings, **{k: v for k, v in overrides.items() if v is not None}

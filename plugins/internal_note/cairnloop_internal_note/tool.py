@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, exists, insert, literal, select
 
 from cairnloop_core import (
     Actor,
@@ -75,6 +75,28 @@ def cairnloop_preview(tool: ToolSpec, input: InternalNoteInput) -> str:
     )
 
 
+# The note goes in only if its conversation exists and no note was written
+# under the run key yet: one statement on the usual path. Built once.
+_WRITE_NOTE = (
+    insert(messages)
+    .from_select(
+        ["conversation_id", "role", "content", "run_key", "details", "created_at"],
+        select(
+            bindparam("conversation_id", type_=messages.c.conversation_id.type),
+            literal("internal_note"),
+            bindparam("content", type_=messages.c.content.type),
+            bindparam("run_key", type_=messages.c.run_key.type),
+            bindparam("details", type_=messages.c.details.type),
+            bindparam("created_at", type_=messages.c.created_at.type),
+        ).where(
+            exists().where(conversations.c.id == bindparam("conversation_id")),
+            ~exists().where(messages.c.run_key == bindparam("run_key")),
+        ),
+    )
+    .returning(messages.c.id)
+)
+
+
 @hookimpl
 def cairnloop_run(
     tool: ToolSpec, input: InternalNoteInput, actor: Actor, context: RunContext
@@ -83,35 +105,29 @@ def cairnloop_run(
     if session is None:
         raise PermanentToolError("internal_note needs the executor's session to write.")
 
+    message_id = session.execute(
+        _WRITE_NOTE,
+        {
+            "conversation_id": input.conversation_id,
+            "content": input.content,
+            "run_key": context.idempotency_key,
+            "details": {
+                "source": "cairnloop",
+                "proposal_id": context.proposal_id,
+                "author": str(actor),
+            },
+            "created_at": utcnow(),
+        },
+    ).scalar()
+    if message_id is not None:
+        return {"message_id": message_id, "conversation_id": input.conversation_id}
+
     existing = session.execute(
         select(messages.c.id).where(messages.c.run_key == context.idempotency_key)
     ).scalar()
     if existing is not None:
         return {"message_id": existing, "idempotent": True}
-
-    found = session.execute(
-        select(conversations.c.id).where(conversations.c.id == input.conversation_id)
-    ).scalar()
-    if found is None:
-        raise PermanentToolError(
-            f"Conversation {input.conversation_id!r} does not exist; "
-            "the note was not written."
-        )
-
-    message_id = session.execute(
-        insert(messages)
-        .values(
-            conversation_id=input.conversation_id,
-            role="internal_note",
-            content=input.content,
-            run_key=context.idempotency_key,
-            details={
-                "source": "cairnloop",
-                "proposal_id": context.proposal_id,
-                "author": str(actor),
-            },
-            created_at=utcnow(),
-        )
-        .returning(messages.c.id)
-    ).scalar_one()
-    return {"message_id": message_id, "conversation_id": input.conversation_id}
+    raise PermanentToolError(
+        f"Conversation {input.conversation_id!r} does not exist; "
+        "the note was not written."
+    )
