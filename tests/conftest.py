@@ -99,3 +99,13 @@ def app(database_url: str, registry: Registry) -> Iterator[Cairnloop]:
     with Cairnloop(database_url, registry=registry, settings=Settings()) as instance:
         instance.upgrade()
         yield instance
+
+
+@pytest.fixture
+def apps(database_url: str) -> Iterator[object]:
+    """Facades on one fresh database, each with its own registry, closed after."""
+    from executor_support import Apps
+
+    opened = Apps(database_url)
+    yield opened
+    opened.close()

@@ -299,3 +299,9 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.wait()
+
+
+def calls_in(marker: Path) -> list[dict[str, Any]]:
+    if not marker.exists():
+        return []
+    return [json.loads(line) for line in marker.read_text().splitlines()]

@@ -3,7 +3,6 @@ transactional run in a savepoint of its own, at most one lease per batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,13 +31,6 @@ from cairnloop_core.errors import InvalidArgument
 from cairnloop_core.schema import messages, utcnow
 
 CONVERSATION = "conv-batch"
-
-
-@pytest.fixture
-def apps(database_url: str) -> Iterator[Apps]:
-    opened = Apps(database_url)
-    yield opened
-    opened.close()
 
 
 def write_note(input: Any, context: RunContext) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,13 +30,6 @@ from cairnloop_core import (
 )
 from cairnloop_core.executor import retry_delay, run_key
 from cairnloop_core.schema import conversations, messages, utcnow
-
-
-@pytest.fixture
-def apps(database_url: str) -> Iterator[Apps]:
-    opened = Apps(database_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture(params=[True, False], ids=["transactional", "leased"])

@@ -5,11 +5,9 @@ records nothing."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from executor_support import (
     InlineTool,
     WorkerProcess,
     approved,
+    calls_in,
     cli_env,
     event_types,
     install_fault_tools,
@@ -33,19 +32,6 @@ from sqlalchemy import update
 from cairnloop_core import RunContext
 from cairnloop_core.executor import Executor, RunOutcome, run_key
 from cairnloop_core.schema import proposals, utcnow
-
-
-@pytest.fixture
-def apps(database_url: str) -> Iterator[Apps]:
-    opened = Apps(database_url)
-    yield opened
-    opened.close()
-
-
-def calls_in(marker: Path) -> list[dict[str, Any]]:
-    if not marker.exists():
-        return []
-    return [json.loads(line) for line in marker.read_text().splitlines()]
 
 
 def test_attempt_whose_lease_was_taken_over_records_nothing(

@@ -4,9 +4,7 @@ a failed check ends in ``invalidated`` with a readable reason and no run."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
-import pytest
 from executor_support import (
     Apps,
     HostPolicy,
@@ -22,13 +20,6 @@ from sqlalchemy import update
 from cairnloop_core import Actor, Cairnloop, hookimpl
 from cairnloop_core.inputs import hash_input
 from cairnloop_core.schema import proposals, utcnow
-
-
-@pytest.fixture
-def apps(database_url: str) -> Iterator[Apps]:
-    opened = Apps(database_url)
-    yield opened
-    opened.close()
 
 
 def assert_invalidated(

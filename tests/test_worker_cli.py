@@ -3,11 +3,8 @@ stops on SIGTERM, PostgreSQL wake-ups, and bad options."""
 
 from __future__ import annotations
 
-import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cairnloop_fault_tools as fault_tools
 import pytest
@@ -15,6 +12,7 @@ from executor_support import (
     Apps,
     WorkerProcess,
     approved,
+    calls_in,
     cli_env,
     cli_json,
     event_types,
@@ -29,19 +27,6 @@ from executor_support import (
 from cairnloop_core import Registry
 from cairnloop_core.executor import run_key
 from cairnloop_core.schema import utcnow
-
-
-@pytest.fixture
-def apps(database_url: str) -> Iterator[Apps]:
-    opened = Apps(database_url)
-    yield opened
-    opened.close()
-
-
-def calls_in(marker: Path) -> list[dict[str, Any]]:
-    if not marker.exists():
-        return []
-    return [json.loads(line) for line in marker.read_text().splitlines()]
 
 
 def test_propose_approve_and_worker_once_write_exactly_one_note(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from executor_support import (
@@ -25,13 +24,6 @@ from cairnloop_core.settings import Settings
 from cairnloop_core.worker import Worker
 
 IDLE_FOR_AN_HOUR = Settings(poll_seconds=3600)
-
-
-@pytest.fixture
-def apps(database_url: str) -> Iterator[Apps]:
-    opened = Apps(database_url)
-    yield opened
-    opened.close()
 
 
 def note(app: Cairnloop, text: str) -> int:
