@@ -163,12 +163,14 @@ def _statements(document: dict[str, Any], stage: str) -> float | None:
 
 
 STEP_STATEMENTS = (
-    "the claim (`FOR UPDATE SKIP LOCKED`), the approval event's input hash for "
-    "the re-check, a savepoint, the tool's two reads and its insert, the "
-    "savepoint's release, the status update, the audit event and a reload of "
-    "the row (`Executor.run_once` and `_record_success` in "
-    "`cairnloop_core/executor.py`, `transition` in `cairnloop_core/store.py`, "
-    "`cairnloop_run` of internal_note)"
+    "the claim (`FOR UPDATE SKIP LOCKED`), the approval events' input hashes "
+    "for the re-check, a savepoint, the tool's one insert, the savepoint's "
+    "release, the status update and the audit event (`Executor.run_batch` in "
+    "`cairnloop_core/executor.py`, `apply_moves` in `cairnloop_core/store.py`, "
+    "`cairnloop_run` of internal_note). In a batch (`--batch-size`, 32 by "
+    "default) the claim, the hash lookup, the update, the events and the "
+    "commit are shared by up to 32 proposals, so each proposal costs about "
+    "three round trips: the savepoint, the tool's insert and the release"
 )
 
 
@@ -199,8 +201,7 @@ def _peer_note(document: dict[str, Any]) -> str:
                 "Through the `worker --once` loop, as in the drain, a proposal took "
                 f"{_fmt(looped)} ms and "
                 f"{_fmt(step['worker_loop_statements_per_proposal'])} statements, "
-                "the loop's expiry sweep before every claim included (see the "
-                "worker loop below). "
+                "batches included. "
             )
     text += (
         "A Procrastinate job costs two calls of its stored functions (fetch, then "
