@@ -117,6 +117,16 @@ def _chain(
     return rows
 
 
+def _head(row: Row[Any], chain: list[dict[str, Any]], now: Any) -> dict[str, Any]:
+    """The proposal columns that follow the events just chained onto ``row``."""
+    return {
+        "status": chain[-1]["to_status"],
+        "event_count": row.event_count + len(chain),
+        "last_event_hash": chain[-1]["hash"],
+        "updated_at": now,
+    }
+
+
 def insert_proposal(
     connection: Connection, values: Mapping[str, Any], drafts: Sequence[EventDraft]
 ) -> int:
@@ -174,13 +184,7 @@ def transition(
             now,
             from_status=current.status,
         )
-        changes = dict(values or {})
-        changes.update(
-            status=drafts[-1].to_status,
-            event_count=current.event_count + len(chain),
-            last_event_hash=chain[-1]["hash"],
-            updated_at=now,
-        )
+        changes = {**(values or {}), **_head(current, chain, now)}
         changed = connection.execute(
             update(proposals)
             .where(
@@ -234,12 +238,8 @@ def apply_moves(connection: Connection, moves: Sequence[Move]) -> int:
             from_status=row.status,
         )
         chains.extend(chain)
-        params = dict(move.values)
+        params = {**move.values, **_head(row, chain, now)}
         params.update(
-            status=move.draft.to_status,
-            event_count=row.event_count + 1,
-            last_event_hash=chain[-1]["hash"],
-            updated_at=now,
             cas_id=row.id,
             cas_status=row.status,
             cas_event_count=row.event_count,
