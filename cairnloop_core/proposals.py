@@ -11,6 +11,7 @@ from sqlalchemy import Row
 
 from cairnloop_core.actors import Actor
 from cairnloop_core.errors import InvalidArgument, ProposalNotFound
+from cairnloop_core.schema import iso
 
 __all__ = [
     "LIVE_STATUSES",
@@ -172,12 +173,12 @@ class Proposal:
             "result": self.result,
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
-            "due_at": _iso(self.due_at),
-            "expires_at": _iso(self.expires_at),
-            "defer_until": _iso(self.defer_until),
+            "due_at": iso(self.due_at),
+            "expires_at": iso(self.expires_at),
+            "defer_until": iso(self.defer_until),
             "decided_by": self.decided_by,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
         }
         if include_input:
             data["input"] = self.input
@@ -232,7 +233,7 @@ class Event:
             "input_hash": self.input_hash,
             "attempt": self.attempt,
             "data": self.data,
-            "at": _iso(self.at),
+            "at": iso(self.at),
             "hash": self.hash,
         }
 
@@ -269,7 +270,3 @@ class ProposeResult:
             "reason": self.reason,
             "preview": self.proposal.preview if self.proposal else None,
         }
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

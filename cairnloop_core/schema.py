@@ -28,6 +28,7 @@ __all__ = [
     "MESSAGE_ROLES",
     "conversations",
     "events",
+    "iso",
     "mcp_tokens",
     "messages",
     "metadata",
@@ -51,6 +52,11 @@ MESSAGE_ROLES = ("user", "assistant", "operator", "system", "internal_note")
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A timestamp as ISO 8601 text for JSON output, ``None`` kept."""
+    return value.isoformat() if value is not None else None
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

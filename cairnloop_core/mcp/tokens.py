@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from cairnloop_core.actors import Actor, ActorKind
 from cairnloop_core.errors import CairnloopError, ConfigurationError, InvalidArgument
 from cairnloop_core.inputs import UNSTORABLE_TEXT, unstorable_text
-from cairnloop_core.schema import mcp_tokens, utcnow
+from cairnloop_core.schema import iso, mcp_tokens, utcnow
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -93,9 +93,9 @@ class McpToken:
             "actor": {"id": self.actor.id, "kind": self.actor.kind.value},
             "scopes": self.scopes,
             "status": self.status(),
-            "created_at": _iso(self.created_at),
-            "expires_at": _iso(self.expires_at),
-            "revoked_at": _iso(self.revoked_at),
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at),
+            "revoked_at": iso(self.revoked_at),
         }
 
 
@@ -279,7 +279,3 @@ def _check_name(name: Any) -> str:
 
 def _moment(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
